@@ -1,0 +1,1 @@
+"""Chain types, sync, tipset execution and chain-backed Externs."""

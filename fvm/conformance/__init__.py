@@ -1,0 +1,1 @@
+"""Conformance test vectors (filecoin-project/fvm-test-vectors format) and their runner."""

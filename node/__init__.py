@@ -1,0 +1,1 @@
+"""The libp2p host, the node lifecycle, the devnet and the fvm-node CLI."""

@@ -1,0 +1,1 @@
+"""Content-addressed storage and IPLD: CIDs, DAG-CBOR, blockstores, CAR, HAMT, AMT, bitfields."""
