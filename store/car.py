@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,11 +53,14 @@ def open_maybe_compressed(path: str | Path) -> BinaryIO:
 def decompress_bytes(data: bytes) -> bytes:
     """Decompress an in-memory zstd or gzip payload; other bytes are returned unchanged."""
     if data.startswith(ZSTD_MAGIC):
-        return zstandard.ZstdDecompressor().decompressobj().decompress(data)
+        try:
+            return zstandard.ZstdDecompressor().decompressobj().decompress(data)
+        except zstandard.ZstdError as exc:
+            raise CARError(f"corrupt zstd data: {exc}") from None
     if data.startswith(GZIP_MAGIC):
         try:
             return gzip.decompress(data)
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError, zlib.error) as exc:
             raise CARError(f"corrupt gzip data: {exc}") from None
     return data
 
@@ -77,7 +81,11 @@ class CarReader:
 
     @classmethod
     def from_bytes(cls, data: bytes, *, verify: bool = True, source: str = "CAR") -> CarReader:
-        return cls(io.BytesIO(decompress_bytes(data)), verify=verify, source=source)
+        try:
+            raw = decompress_bytes(data)
+        except CARError as exc:
+            raise CARError(exc.what, source) from None
+        return cls(io.BytesIO(raw), verify=verify, source=source)
 
     def _where(self, offset: int) -> str:
         return f"{self._source} offset {offset}"
@@ -85,7 +93,7 @@ class CarReader:
     def _read_exact(self, size: int, what: str, start: int) -> bytes:
         try:
             data = self._stream.read(size)
-        except (OSError, EOFError, zstandard.ZstdError) as exc:
+        except (OSError, EOFError, zlib.error, zstandard.ZstdError) as exc:
             raise CARError(f"cannot read {what}: {exc}", self._where(start)) from None
         if len(data) != size:
             raise CARError(
@@ -103,7 +111,7 @@ class CarReader:
         while True:
             try:
                 byte_s = self._stream.read(1)
-            except (OSError, EOFError, zstandard.ZstdError) as exc:
+            except (OSError, EOFError, zlib.error, zstandard.ZstdError) as exc:
                 raise CARError(f"cannot read section length: {exc}", self._where(start)) from None
             if not byte_s:
                 if count == 0:

@@ -90,17 +90,25 @@ HASHERS: Final = {
 }
 
 
-class CID:
-    """An immutable CID, compared and hashed by its binary form."""
+# The prefix of nearly every CID on chain: v1, dag-cbor, blake2b-256, 32-byte digest.
+_FILECOIN_PREFIX: Final = b"\x01\x71\xa0\xe4\x02\x20"
+_FILECOIN_CID_LEN: Final = len(_FILECOIN_PREFIX) + 32
 
-    __slots__ = ("_bytes", "_hash", "codec", "digest", "mh_code", "version")
+_set = object.__setattr__
+
+
+class CID:
+    """An immutable CID, compared and hashed by its binary form.
+
+    Only the binary form is stored; version, codec and multihash parts are parsed from it on
+    first use. Construction from bytes is on the hot path of every HAMT/AMT node decode.
+    """
+
+    __slots__ = ("_bytes", "_hash", "_parts")
 
     _bytes: bytes
-    version: int
-    codec: int
-    mh_code: int
-    digest: bytes
     _hash: int
+    _parts: tuple[int, int, int, bytes] | None
 
     def __init__(self, version: int, codec: int, mh_code: int, digest: bytes) -> None:
         if version == 0:
@@ -118,15 +126,18 @@ class CID:
             )
         else:
             raise CIDError(f"unsupported CID version {version}")
-        self._init(raw, version, codec, mh_code, bytes(digest))
+        _set(self, "_bytes", raw)
+        _set(self, "_hash", hash(raw))
+        _set(self, "_parts", (version, codec, mh_code, bytes(digest)))
 
-    def _init(self, raw: bytes, version: int, codec: int, mh_code: int, digest: bytes) -> None:
-        object.__setattr__(self, "_bytes", raw)
-        object.__setattr__(self, "version", version)
-        object.__setattr__(self, "codec", codec)
-        object.__setattr__(self, "mh_code", mh_code)
-        object.__setattr__(self, "digest", digest)
-        object.__setattr__(self, "_hash", hash(raw))
+    @classmethod
+    def _wrap(cls, raw: bytes) -> CID:
+        """A CID over binary form already known to be well formed."""
+        cid = object.__new__(cls)
+        _set(cid, "_bytes", raw)
+        _set(cid, "_hash", hash(raw))
+        _set(cid, "_parts", None)
+        return cid
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("CID is immutable")
@@ -136,6 +147,8 @@ class CID:
     @classmethod
     def hash_of(cls, data: bytes, codec: int = DAG_CBOR, mh_code: int = BLAKE2B_256) -> CID:
         """The CIDv1 of ``data`` under ``codec``, hashed with ``mh_code``."""
+        if codec == DAG_CBOR and mh_code == BLAKE2B_256:
+            return cls._wrap(_FILECOIN_PREFIX + hashlib.blake2b(data, digest_size=32).digest())
         hasher = HASHERS.get(mh_code)
         if hasher is None:
             raise CIDError(f"cannot compute multihash 0x{mh_code:x}")
@@ -144,6 +157,8 @@ class CID:
     @classmethod
     def from_bytes(cls, data: bytes) -> CID:
         """Parse a whole binary CID; every byte must belong to it."""
+        if len(data) == _FILECOIN_CID_LEN and data.startswith(_FILECOIN_PREFIX):
+            return cls._wrap(bytes(data))
         cid, end = cls.read_bytes(data, 0)
         if end != len(data):
             raise CIDError(f"{len(data) - end} trailing bytes after CID", f"offset {end}")
@@ -152,16 +167,16 @@ class CID:
     @classmethod
     def read_bytes(cls, data: bytes | memoryview, offset: int = 0) -> tuple[CID, int]:
         """Parse a binary CID starting at ``offset``; return it and the offset after it."""
+        end = offset + _FILECOIN_CID_LEN
+        if data[offset : offset + 6] == _FILECOIN_PREFIX and len(data) >= end:
+            return cls._wrap(bytes(data[offset:end])), end
         try:
             if len(data) - offset >= 34 and data[offset] == SHA2_256 and data[offset + 1] == 32:
-                raw = bytes(data[offset : offset + 34])
-                cid = cls.__new__(cls)
-                cid._init(raw, 0, DAG_PB, SHA2_256, raw[2:])
-                return cid, offset + 34
+                return cls._wrap(bytes(data[offset : offset + 34])), offset + 34
             version, pos = decode_uvarint(data, offset)
             if version != 1:
                 raise CIDError(f"unsupported CID version {version}", f"offset {offset}")
-            codec, pos = decode_uvarint(data, pos)
+            _, pos = decode_uvarint(data, pos)
             mh_code, pos = decode_uvarint(data, pos)
             size, pos = decode_uvarint(data, pos)
         except VarintError as exc:
@@ -170,10 +185,7 @@ class CID:
         end = pos + size
         if end > len(data):
             raise CIDError("truncated CID digest", f"offset {offset}")
-        raw = bytes(data[offset:end])
-        cid = cls.__new__(cls)
-        cid._init(raw, 1, codec, mh_code, raw[pos - offset :])
-        return cid, end
+        return cls._wrap(bytes(data[offset:end])), end
 
     @classmethod
     def parse(cls, text: str) -> CID:
@@ -194,6 +206,37 @@ class CID:
         raise CIDError(f"unsupported multibase prefix {text[0]!r} in CID {text!r}")
 
     # -- views ----------------------------------------------------------------------------
+
+    def _parsed(self) -> tuple[int, int, int, bytes]:
+        parts = self._parts
+        if parts is None:
+            raw = self._bytes
+            if raw[0] == SHA2_256 and len(raw) == 34:
+                parts = (0, DAG_PB, SHA2_256, raw[2:])
+            else:
+                _, pos = decode_uvarint(raw, 0)
+                codec, pos = decode_uvarint(raw, pos)
+                mh_code, pos = decode_uvarint(raw, pos)
+                _, pos = decode_uvarint(raw, pos)
+                parts = (1, codec, mh_code, raw[pos:])
+            _set(self, "_parts", parts)
+        return parts
+
+    @property
+    def version(self) -> int:
+        return self._parsed()[0]
+
+    @property
+    def codec(self) -> int:
+        return self._parsed()[1]
+
+    @property
+    def mh_code(self) -> int:
+        return self._parsed()[2]
+
+    @property
+    def digest(self) -> bytes:
+        return self._parsed()[3]
 
     def to_bytes(self) -> bytes:
         return self._bytes

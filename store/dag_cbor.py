@@ -65,11 +65,27 @@ class WireMap(dict[str, Any]):
 
     Filecoin's decoders do not check map key order, and real chain data has maps that are not
     in DAG-CBOR's length-first order (the mainnet genesis block's parent, written by
-    go-ipld-cbor, sorts keys bytewise). Re-encoding keeps the wire order so such blocks
-    round-trip to identical bytes; maps built in Python (plain ``dict``) are sorted.
+    go-ipld-cbor, has its keys in neither sorted order). Re-encoding keeps the wire order so
+    such blocks round-trip to identical bytes; maps built in Python (plain ``dict``) are
+    sorted.
     """
 
     __slots__ = ()
+
+
+def _encode_dict(encoder: cbor2.CBOREncoder, value: dict[Any, Any]) -> None:
+    """A map built in Python: string keys only, written in length-first canonical order."""
+    keyed = []
+    for key in value:
+        if type(key) is not str:
+            raise CBORError(f"DAG-CBOR map keys must be strings, got {type(key).__name__}")
+        raw = key.encode("utf-8")
+        keyed.append((len(raw), raw, key))
+    keyed.sort()
+    encoder.encode_length(5, len(keyed))
+    for _, _, key in keyed:
+        encoder.encode_string(key)
+        encoder.encode(value[key])
 
 
 def _encode_wire_map(encoder: cbor2.CBOREncoder, value: WireMap) -> None:
@@ -79,13 +95,27 @@ def _encode_wire_map(encoder: cbor2.CBOREncoder, value: WireMap) -> None:
         encoder.encode(item)
 
 
+_INT_MIN: Final = -(1 << 64)
+_INT_MAX: Final = (1 << 64) - 1
+
+
+def _encode_int(encoder: cbor2.CBOREncoder, value: int) -> None:
+    """Integers outside CBOR's major types 0/1 would become bignum tags, which DAG-CBOR refuses."""
+    if _INT_MIN <= value <= _INT_MAX:
+        encoder.encode_int(value)
+    else:
+        raise CBORError(f"integer {value} is outside DAG-CBOR's 64-bit range")
+
+
 _ENCODERS: Final[dict[type, Any]] = {
+    int: _encode_int,
     float: _refuse,
     set: _refuse,
     frozenset: _refuse,
     type(cbor2.undefined): _refuse,
     cbor2.CBORSimpleValue: _refuse,
     WireMap: _encode_wire_map,
+    dict: _encode_dict,
 }
 
 
@@ -96,10 +126,19 @@ def _check_map_keys(mapping: Any, immutable: bool) -> Any:
     return WireMap(mapping)
 
 
+# Re-encoding a decoded value needs no integer range check: the decoder only produces integers
+# from CBOR major types 0 and 1, and refuses bignum tags.
+_DECODED_ENCODERS: Final = {t: f for t, f in _ENCODERS.items() if t is not int}
+
+
 def encode(value: Any) -> bytes:
     """Encode ``value`` as canonical DAG-CBOR."""
+    return _encode(value, _ENCODERS)
+
+
+def _encode(value: Any, encoders: dict[type, Any]) -> bytes:
     try:
-        return cbor2.dumps(value, canonical=True, default=_encode_extra, encoders=_ENCODERS)
+        return cbor2.dumps(value, canonical=True, default=_encode_extra, encoders=encoders)
     except CBORError:
         raise
     except (cbor2.CBOREncodeError, TypeError, ValueError) as exc:
@@ -113,7 +152,7 @@ def decode(data: bytes, where: str | None = None) -> Any:
     """
     value = decode_lenient(data, where)
     try:
-        again = encode(value)
+        again = _encode(value, _DECODED_ENCODERS)
     except CBORError as exc:
         raise CBORError(exc.what, where) from None
     if again != data:
