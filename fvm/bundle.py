@@ -147,32 +147,43 @@ def expected_manifest(network: str, actors_version: int, release: str | None = N
 
 @dataclass(frozen=True, slots=True)
 class Manifest:
-    """A decoded bundle manifest: actor names and their code CIDs, in manifest order."""
+    """A decoded bundle manifest: actor names and their code CIDs, in manifest order.
+
+    As in ref-fvm, a name or code listed twice keeps its last entry, and actor ids count the
+    entries from 1 in manifest order.
+    """
 
     cid: CID
     version: int
     data_cid: CID
-    actors: Mapping[str, CID]
-    _by_code: Mapping[CID, str] = field(repr=False, compare=False)
+    entries: tuple[tuple[str, CID], ...]
+    actors: Mapping[str, CID] = field(repr=False, compare=False)
+    _ids: Mapping[CID, int] = field(repr=False, compare=False)
+    _names: Mapping[CID, str] = field(repr=False, compare=False)
 
     @classmethod
     def from_entries(
         cls, cid: CID, version: int, data_cid: CID, entries: list[tuple[str, CID]]
     ) -> Manifest:
-        where = f"manifest {cid}"
         actors: dict[str, CID] = {}
-        by_code: dict[CID, str] = {}
-        for name, code in entries:
-            if name in actors:
-                raise ManifestError(f"actor {name!r} listed twice", where)
-            if code in by_code:
-                raise ManifestError(f"code {code} listed for {by_code[code]!r} and {name!r}", where)
+        ids: dict[CID, int] = {}
+        names: dict[CID, str] = {}
+        for actor_id, (name, code) in enumerate(entries, start=1):
             actors[name] = code
-            by_code[code] = name
+            ids[code] = actor_id
+            names[code] = name
         for name in REQUIRED_ACTORS:
             if name not in actors:
-                raise ManifestError(f"manifest lacks the {name!r} actor", where)
-        return cls(cid, version, data_cid, MappingProxyType(actors), MappingProxyType(by_code))
+                raise ManifestError(f"manifest lacks the {name!r} actor", f"manifest {cid}")
+        return cls(
+            cid,
+            version,
+            data_cid,
+            tuple(entries),
+            MappingProxyType(actors),
+            MappingProxyType(ids),
+            MappingProxyType(names),
+        )
 
     @classmethod
     def from_store(cls, store: Blockstore, manifest_cid: CID) -> Manifest:
@@ -210,14 +221,11 @@ class Manifest:
 
     def name_of(self, code: CID) -> str | None:
         """The actor type whose code is ``code``, or None for code outside this bundle."""
-        return self._by_code.get(code)
+        return self._names.get(code)
 
     def builtin_id(self, code: CID) -> int:
         """ref-fvm's builtin actor id: the 1-based position in the manifest, 0 if absent."""
-        name = self._by_code.get(code)
-        if name is None:
-            return 0
-        return list(self.actors).index(name) + 1
+        return self._ids.get(code, 0)
 
 
 def _load_cbor(store: Blockstore, cid: CID, where: str) -> Any:
@@ -313,9 +321,10 @@ def _iter_cars(path: Path) -> Iterator[tuple[str, str | None, IO[bytes]]]:
         raise BundleError(f"cannot read bundle tarball: {exc}", str(path)) from None
 
 
-def _read_car(stream: IO[bytes], source: str, *, verify: bool) -> tuple[CID, MemoryBlockstore]:
+def _read_car(stream: IO[bytes], source: str) -> tuple[CID, MemoryBlockstore]:
+    """The CAR's root and every block, each checked against its CID."""
     try:
-        reader = CarReader(stream, verify=verify, source=source)
+        reader = CarReader(stream, verify=True, source=source)
         store = MemoryBlockstore(reader)
     except CARError as exc:
         raise BundleError(f"bad bundle CAR: {exc.what}", exc.where or source) from None
@@ -346,7 +355,7 @@ def load_bundle(
         if car_network != network or car_release != release:
             continue
         source = f"{path}:{network}" + (f"-{release}" if release else "")
-        root, store = _read_car(stream, source, verify=True)
+        root, store = _read_car(stream, source)
         expected = expected_manifest(network, version, release)
         if verify and expected is not None and expected != root:
             raise ManifestMismatch(expected, root, source)

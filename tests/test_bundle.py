@@ -192,13 +192,30 @@ def test_manifest_with_an_unknown_version_is_refused() -> None:
         Manifest.from_store(store, root)
 
 
-def test_manifest_without_required_actors_or_with_duplicates_is_refused() -> None:
+def test_manifest_without_required_actors_or_its_blocks_is_refused() -> None:
     store = MemoryBlockstore()
     no_init = put(store, dag_cbor.encode([["system", MAINNET_V9_INIT], ["account", PLACEHOLDER]]))
     with pytest.raises(ManifestError, match="lacks the 'init' actor"):
         Manifest.from_store(store, put(store, dag_cbor.encode([1, no_init])))
-    twice = put(store, dag_cbor.encode([["system", MAINNET_V9_INIT], ["system", PLACEHOLDER]]))
-    with pytest.raises(ManifestError, match="listed twice"):
-        Manifest.from_store(store, put(store, dag_cbor.encode([1, twice])))
     with pytest.raises(ManifestError, match="missing"):
         Manifest.from_store(store, CID.hash_of(b"\x80"))
+    with pytest.raises(ManifestError, match=r"\[name, code CID\]"):
+        bad_entry = put(store, dag_cbor.encode([["system"]]))
+        Manifest.from_store(store, put(store, dag_cbor.encode([1, bad_entry])))
+
+
+def test_manifest_listing_a_name_twice_keeps_the_last_entry_like_ref_fvm() -> None:
+    store = MemoryBlockstore()
+    entries = [
+        ["system", MAINNET_V9_INIT],
+        ["init", MAINNET_V9_MINER],
+        ["account", MAINNET_V10_EVM],
+        ["system", PLACEHOLDER],
+    ]
+    manifest = Manifest.from_store(
+        store, put(store, dag_cbor.encode([1, put(store, dag_cbor.encode(entries))]))
+    )
+    assert manifest.code_of("system") == PLACEHOLDER
+    assert manifest.builtin_id(PLACEHOLDER) == 4
+    assert manifest.builtin_id(MAINNET_V9_INIT) == 1
+    assert len(manifest.entries) == 4
