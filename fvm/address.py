@@ -35,6 +35,7 @@ from typing import Any, Final
 
 from store import dag_cbor
 from store.errors import MalformedInput
+from store.varint import encode_uvarint
 
 PAYLOAD_HASH_LEN: Final = 20
 SECP_PUB_LEN: Final = 65
@@ -118,14 +119,7 @@ def encode_leb128(value: int) -> bytes:
     """The unsigned LEB128 varint of ``value`` (0 ≤ value < 2^64)."""
     if not 0 <= value <= MAX_U64:
         raise ValueError(f"varint value {value} is outside the u64 range")
-    if value < 0x80:
-        return bytes((value,))
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
+    return encode_uvarint(value)
 
 
 def decode_leb128_u64(data: bytes, start: int, where: str | None = None) -> tuple[int, int]:
