@@ -85,3 +85,27 @@ def inspect_state(file: Path, root: str | None, verify: bool, seed: int) -> None
         ok = ok and passed
     if not ok:
         sys.exit(1)
+
+
+@main.command("conformance")
+@click.argument(
+    "paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path)
+)
+@click.option(
+    "--actors",
+    "actors_dir",
+    default=None,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Folder of builtin-actors bundles (vN.tar.zst). Default: $FVM_NODE_SHARED/actors, or "
+    "an 'actors' folder beside a parent of the first path.",
+)
+@_one_line_errors
+def conformance(paths: tuple[Path, ...], actors_dir: Path | None) -> None:
+    """Run FVM conformance vectors (files or folders of them) as ref-fvm's runner does."""
+    from node.conformance_command import default_actors_dir, run_conformance
+
+    if actors_dir is None:
+        actors_dir = default_actors_dir(paths)
+    summary = run_conformance(paths, actors_dir, click.echo)
+    if summary.failed:
+        sys.exit(1)
