@@ -45,14 +45,12 @@ from fvm.machine import Machine, MachineContext, NetworkConfig, system_actor_man
 from fvm.message import Message
 from fvm.network_version import actors_version_for
 from fvm.state_tree import StateTree
-from fvm.token import TOTAL_FILECOIN
 from store import dag_cbor
 from store.blockstore import Blockstore, MemoryBlockstore
 from store.car import CarReader
 from store.cid import CID
 from store.errors import FvmNodeError
 
-DEFAULT_BASE_FEE: Final = 100
 # fvm_shared SECP_SIG_LEN plus the signature's type byte and three bytes of CBOR framing.
 SECP_SIGNATURE_OVERHEAD: Final = 65 + 4
 EPOCH_DURATION_SECONDS: Final = 30
@@ -266,18 +264,13 @@ def machine_for_variant(
         network=network,
         epoch=variant.epoch,
         initial_state_root=vector.pre_state_root,
-        base_fee=_optional_int(vector.raw["preconditions"], "basefee", DEFAULT_BASE_FEE),
-        circ_supply=_optional_int(vector.raw["preconditions"], "circ_supply", TOTAL_FILECOIN),
+        base_fee=vector.base_fee,
+        circ_supply=vector.circ_supply,
         timestamp=variant.epoch * EPOCH_DURATION_SECONDS,
     )
     data_cid = system_actor_manifest(StateTree(store, vector.pre_state_root))
     store.put_many_keyed(bundles.blocks_for(data_cid, nv))
     return Machine.create(context, store, ReplayingExterns(vector.randomness))
-
-
-def _optional_int(section: dict[str, Any], key: str, default: int) -> int:
-    value = section.get(key)
-    return default if value is None else int(value)
 
 
 def run_vector(

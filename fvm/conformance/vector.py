@@ -17,10 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fvm.token import TOTAL_FILECOIN
 from store.blockstore import MemoryBlockstore
 from store.car import CarReader
 from store.cid import CID
 from store.errors import CIDError, MalformedInput
+
+# ref-fvm's runner (testing/conformance/src/vm.rs) uses these when a vector omits them.
+DEFAULT_BASE_FEE = 100
 
 
 class VectorError(MalformedInput):
@@ -142,8 +146,8 @@ def parse_vector(doc: dict[str, Any], path: Path) -> TestVector:
             variants=variants,
             pre_state_root=_cid_field(pre["state_tree"]["root_cid"], f"{where} preconditions"),
             post_state_root=_cid_field(post["state_tree"]["root_cid"], f"{where} postconditions"),
-            base_fee=int(pre.get("basefee", 100)),
-            circ_supply=int(pre.get("circ_supply", 0)),
+            base_fee=int(pre.get("basefee") or DEFAULT_BASE_FEE),
+            circ_supply=int(pre.get("circ_supply") or TOTAL_FILECOIN),
             messages=messages,
             receipts=receipts,
             randomness=randomness,
