@@ -21,9 +21,10 @@ Ported from ref-fvm at ``fvm@v2.12.1`` (network versions 15-17) and ``fvm@v3.13.
   code ends abnormally, which is :data:`ActorOutcome` here;
 * ``fvm/src/call_manager/backtrace.rs``: :class:`Backtrace`, :class:`Frame` and the causes.
 
-Until the WebAssembly runtime lands, :class:`UnavailableActorInvoker` stands in: it raises
-:class:`ActorCodeUnavailable`, which no layer turns into a receipt, so a message that needs
-actor code fails loudly instead of producing a made-up result.
+:class:`fvm.wasm_invoker.WasmActorInvoker` runs actor code in WebAssembly. Where no invoker is
+given, :class:`UnavailableActorInvoker` stands in: it raises :class:`ActorCodeUnavailable`,
+which no layer turns into a receipt, so a message that needs actor code fails loudly instead
+of producing a made-up result.
 """
 
 from __future__ import annotations
@@ -265,7 +266,7 @@ class ActorInvoker(Protocol):
 
 
 class UnavailableActorInvoker:
-    """The invoker used until the WebAssembly runtime exists: refuses to run anything."""
+    """The invoker for when no actor code may run: refuses to run anything."""
 
     def invoke(self, call_manager: CallManager, request: InvocationRequest) -> ActorOutcome:
         actor_type = call_manager.machine.builtin_actors.name_of(request.code)

@@ -2,8 +2,9 @@
 
 One line per vector variant (``OK``, ``FAIL`` with the first mismatch, ``SKIP`` with the
 reason), the actor-level state diff under a failure whose post-state root differs, then the
-execution throughput (message application only, not CAR or bundle loading) and the totals. The
-runner itself is :mod:`fvm.conformance.runner`.
+execution throughput (message application only, not CAR or bundle loading nor compiling actor
+code) and the totals. The runner itself is :mod:`fvm.conformance.runner`; unless told otherwise
+it runs actor code in WebAssembly, compiled modules cached in the module cache's default folder.
 
 Builtin-actors bundles come from ``--actors``; without it, from ``$FVM_NODE_SHARED/actors``
 or else the nearest ``actors`` folder beside a parent of the first path (the layout of the

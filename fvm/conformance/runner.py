@@ -17,10 +17,13 @@ and ``fvm@v3.13.3`` (``0002-hygge-01``, network version 18). For every variant o
 * the state root after flushing must equal the recorded post-state root; on a mismatch the
   sender, receiver and system actors (IDs 0-99) of both trees are compared field by field.
 
-A vector matching a :data:`SKIP_RULES` pattern (as in the reference, ``DisputeWindowedPoSt/Ok``:
-the runner accepts all proofs as valid) or whose selector this runner cannot satisfy is
-skipped. Anything that prevents applying a message, including
-:class:`~fvm.invocation.ActorCodeUnavailable`, fails the variant with its reason.
+Actor code runs in WebAssembly (:class:`~fvm.wasm_invoker.WasmActorInvoker`, compiled modules
+cached on disk in the module cache's default folder) on the deep stack message execution needs;
+as the reference's ``TestKernel``, the proof syscalls charge their gas and accept every proof
+(:class:`~fvm.proofs.verifier.AcceptAllProofVerifier`). A vector matching a :data:`SKIP_RULES`
+pattern (as in the reference, ``DisputeWindowedPoSt/Ok``, which needs a proof to be refused) or
+whose selector this runner cannot satisfy is skipped. Anything that prevents applying a message
+fails the variant with its reason.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields, replace
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, Final
 
@@ -39,12 +42,15 @@ from fvm.address import Address, Protocol
 from fvm.bundle import BundleIndex, bundle_index, load_bundle
 from fvm.conformance.externs import ReplayingExterns
 from fvm.conformance.vector import ExpectedReceipt, TestVector, Variant, find_vectors, load_vector
+from fvm.engine.runtime import run_on_execution_stack
 from fvm.executor import ApplyKind, ApplyRet, Executor
 from fvm.invocation import ActorInvoker
 from fvm.machine import Machine, MachineContext, NetworkConfig, system_actor_manifest
 from fvm.message import Message
 from fvm.network_version import actors_version_for
+from fvm.proofs.verifier import AcceptAllProofVerifier
 from fvm.state_tree import StateTree
+from fvm.wasm_invoker import WasmActorInvoker
 from store import dag_cbor
 from store.blockstore import Blockstore, MemoryBlockstore
 from store.car import CarReader
@@ -214,6 +220,9 @@ def run_variant(
     applied = 0
     try:
         machine = machine_for_variant(vector, variant, store, bundles)
+        if isinstance(invoker, WasmActorInvoker):
+            # As the reference driver does, outside of the timed execution.
+            invoker.preload_builtin_actors(machine)
         executor = Executor(machine, invoker)
         for index, apply in enumerate(vector.messages):
             message = Message.decode(apply.data, f"{path} message {index}")
@@ -308,13 +317,23 @@ def run_vector(
     return [replace(outcome, variant_count=len(outcomes)) for outcome in outcomes]
 
 
+def conformance_invoker(cache_dir: Path | None = None) -> WasmActorInvoker:
+    """The reference runner's actor execution: WebAssembly, every proof accepted."""
+    return WasmActorInvoker(AcceptAllProofVerifier(), cache_dir)
+
+
 def run_paths(
     paths: list[Path], actors_dir: Path | None, invoker: ActorInvoker | None = None
 ) -> Iterator[VariantOutcome]:
-    """Run every vector under ``paths`` (files or folders), in sorted order per folder."""
+    """Run every vector under ``paths`` (files or folders), in sorted order per folder.
+
+    Without ``invoker``, actor code runs as :func:`conformance_invoker` runs it. Each vector
+    runs on the deep execution stack (:func:`~fvm.engine.runtime.run_on_execution_stack`).
+    """
     bundles = bundle_source(actors_dir)
+    actors: ActorInvoker = invoker if invoker is not None else conformance_invoker()
     for path in find_vectors(*paths):
-        yield from run_vector(path, bundles, invoker)
+        yield from run_on_execution_stack(partial(run_vector, path, bundles, actors))
 
 
 # -- state diff --------------------------------------------------------------------------------

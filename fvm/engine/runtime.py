@@ -55,6 +55,7 @@ from fvm.engine.guest_memory import GuestMemory, store_context_address
 from fvm.engine.module_cache import CompiledModule, ModuleCache
 from fvm.gas.charge import I64_MAX, GasCharge
 from fvm.gas.gas_tracker import OutOfGas
+from fvm.invocation import FatalError as FatalError  # the one fatal error of the VM
 from fvm.receipt import ExitCode
 from fvm.syscalls.abi import (
     SYSCALL_TABLES,
@@ -147,10 +148,6 @@ class AbortExit(FvmNodeError):
 
 class _MemoryExhausted(FvmNodeError):
     """The call stack has no memory left for a new instance's tables."""
-
-
-class FatalError(FvmNodeError):
-    """A failure of the VM itself (ref-fvm ``Abort::Fatal``): the message cannot be applied."""
 
 
 @dataclass(frozen=True, slots=True)
