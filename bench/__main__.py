@@ -8,15 +8,28 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 
-from bench import store_bench
+from bench import fvm_bench, store_bench
+from bench.store_bench import Figure
+
+NAME_WIDTH = 48
+SUITES: tuple[tuple[str, Callable[[], list[Figure]]], ...] = (
+    ("storage", store_bench.run),
+    ("FVM message execution (conformance vectors)", fvm_bench.run),
+)
 
 
 def main() -> int:
     print(f"fvm-node benchmarks (python {sys.version.split()[0]})")
     started = time.perf_counter()
-    for name, value, unit in store_bench.run():
-        print(f"  {name:<48} {value:>14,.1f} {unit}")
+    for title, run in SUITES:
+        suite_started = time.perf_counter()
+        figures = run()
+        width = max([NAME_WIDTH, *(len(name) for name, _, _ in figures)])
+        print(f"{title} ({time.perf_counter() - suite_started:.1f} s):")
+        for name, value, unit in figures:
+            print(f"  {name:<{width}} {value:>14,.1f} {unit}")
     print(f"total benchmark time: {time.perf_counter() - started:.1f} s")
     return 0
 
