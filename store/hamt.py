@@ -404,38 +404,9 @@ class Hamt:
     def _load(self, cid: CID, depth: int) -> _Node:
         """Fetch and validate one node, with the checks of ref-fvm's ``Node::load``."""
         where = f"HAMT node {cid}"
-        data = get_required(self._store, cid)
-        try:
-            decoded = dag_cbor.decode(data, where)
-        except CBORError as exc:
-            raise HamtError(f"node is not valid DAG-CBOR: {exc.what}", where) from None
-        if type(decoded) is not list or len(decoded) != 2:
-            raise HamtError("node must be the array [bitfield, pointers]", where)
-        raw_bitfield, raw_pointers = decoded
-        if type(raw_bitfield) is not bytes:
-            raise HamtError("node bitfield must be a byte string", where)
-        if len(raw_bitfield) > MAX_BITFIELD_BYTES:
-            raise HamtError(
-                f"node bitfield is {len(raw_bitfield)} bytes, more than {MAX_BITFIELD_BYTES}",
-                where,
-            )
-        if type(raw_pointers) is not list:
-            raise HamtError("node pointers must be an array", where)
-        bitfield = int.from_bytes(raw_bitfield, "big")
-        count = len(raw_pointers)
-        if count > 1 << self._bit_width:
-            raise HamtError(
-                f"number of pointers ({count}) exceeds that allowed by the bit width "
-                f"({1 << self._bit_width})",
-                where,
-            )
-        if bitfield.bit_count() != count:
-            raise HamtError(
-                f"number of pointers ({count}) doesn't match bitfield ({bitfield.bit_count()})",
-                where,
-            )
-        if count == 0 and depth != 0:
-            raise HamtError("a non-root node has zero pointers", where)
+        bitfield, raw_pointers = load_node_frame(
+            self._store, cid, self._bit_width, depth, where, HamtError
+        )
         if self._version == LAYOUT_V0:
             pointers = [_unwrap_v0_pointer(pointer, where) for pointer in raw_pointers]
         else:
@@ -454,6 +425,51 @@ class Hamt:
                     where,
                 )
         return _Node(bitfield, pointers, cid)
+
+
+def load_node_frame(
+    store: Blockstore,
+    cid: CID,
+    bit_width: int,
+    depth: int,
+    where: str,
+    error: type[HamtError],
+) -> tuple[int, list[Any]]:
+    """Fetch a HAMT or KAMT node and check its ``[bitfield, pointers]`` frame as ref-fvm's
+    ``Node::load`` does (shared by both structures); return the bitfield and raw pointers."""
+    data = get_required(store, cid)
+    try:
+        decoded = dag_cbor.decode(data, where)
+    except CBORError as exc:
+        raise error(f"node is not valid DAG-CBOR: {exc.what}", where) from None
+    if type(decoded) is not list or len(decoded) != 2:
+        raise error("node must be the array [bitfield, pointers]", where)
+    raw_bitfield, raw_pointers = decoded
+    if type(raw_bitfield) is not bytes:
+        raise error("node bitfield must be a byte string", where)
+    if len(raw_bitfield) > MAX_BITFIELD_BYTES:
+        raise error(
+            f"node bitfield is {len(raw_bitfield)} bytes, more than {MAX_BITFIELD_BYTES}",
+            where,
+        )
+    if type(raw_pointers) is not list:
+        raise error("node pointers must be an array", where)
+    bitfield = int.from_bytes(raw_bitfield, "big")
+    count = len(raw_pointers)
+    if count > 1 << bit_width:
+        raise error(
+            f"number of pointers ({count}) exceeds that allowed by the bit width "
+            f"({1 << bit_width})",
+            where,
+        )
+    if bitfield.bit_count() != count:
+        raise error(
+            f"number of pointers ({count}) doesn't match bitfield ({bitfield.bit_count()})",
+            where,
+        )
+    if count == 0 and depth != 0:
+        raise error("a non-root node has zero pointers", where)
+    return bitfield, raw_pointers
 
 
 def _unwrap_v0_pointer(pointer: Any, where: str) -> Any:

@@ -29,14 +29,14 @@ from collections.abc import Iterator
 from typing import Any, Final
 
 from store import dag_cbor
-from store.blockstore import Blockstore, get_required
+from store.blockstore import Blockstore
 from store.cid import CID, DAG_CBOR
-from store.errors import CBORError, HamtError
+from store.errors import HamtError
+from store.hamt import load_node_frame
 
 DEFAULT_BIT_WIDTH: Final = 5
 DEFAULT_MAX_BUCKET_SIZE: Final = 1  # the EVM actor's setting
 DEFAULT_KEY_SIZE: Final = 32
-MAX_BITFIELD_BYTES: Final = 32
 _MAX_EXTENSION_LENGTH: Final = (1 << 32) - 1  # serialized as a u32
 
 _BUCKET_TAG: Final = "v"
@@ -456,38 +456,9 @@ class Kamt:
     def _load(self, cid: CID, depth: int) -> _Node:
         """Fetch and validate one node, with the checks of ref-fvm's ``Node::load``."""
         where = f"KAMT node {cid}"
-        data = get_required(self._store, cid)
-        try:
-            decoded = dag_cbor.decode(data, where)
-        except CBORError as exc:
-            raise KamtError(f"node is not valid DAG-CBOR: {exc.what}", where) from None
-        if type(decoded) is not list or len(decoded) != 2:
-            raise KamtError("node must be the array [bitfield, pointers]", where)
-        raw_bitfield, raw_pointers = decoded
-        if type(raw_bitfield) is not bytes:
-            raise KamtError("node bitfield must be a byte string", where)
-        if len(raw_bitfield) > MAX_BITFIELD_BYTES:
-            raise KamtError(
-                f"node bitfield is {len(raw_bitfield)} bytes, more than {MAX_BITFIELD_BYTES}",
-                where,
-            )
-        if type(raw_pointers) is not list:
-            raise KamtError("node pointers must be an array", where)
-        bitfield = int.from_bytes(raw_bitfield, "big")
-        count = len(raw_pointers)
-        if count > 1 << self._bit_width:
-            raise KamtError(
-                f"number of pointers ({count}) exceeds that allowed by the bit width "
-                f"({1 << self._bit_width})",
-                where,
-            )
-        if bitfield.bit_count() != count:
-            raise KamtError(
-                f"number of pointers ({count}) doesn't match bitfield ({bitfield.bit_count()})",
-                where,
-            )
-        if count == 0 and depth != 0:
-            raise KamtError("a non-root node has zero pointers", where)
+        bitfield, raw_pointers = load_node_frame(
+            self._store, cid, self._bit_width, depth, where, KamtError
+        )
         pointers = [self._decode_pointer(pointer, depth, where) for pointer in raw_pointers]
         return _Node(bitfield, pointers, cid)
 
