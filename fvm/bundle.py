@@ -99,7 +99,8 @@ def _known(network: str, version: int, cid: str, release: str | None = None) -> 
     return KnownManifest(network, version, CID.parse(cid), release)
 
 
-# Mainnet for every actors version Lotus lists, calibnet for the versions in ../shared/actors.
+# Mainnet for every actors version Lotus lists, calibnet and devnet for the versions in
+# ../shared/actors (Lotus build/builtin_actors_gen.go).
 # Mainnet 19 is Lotus's entry for the next upgrade, which for now reuses the v18.0.0 bundle.
 KNOWN_MANIFESTS: Final[tuple[KnownManifest, ...]] = (
     _known("mainnet", 8, "bafy2bzacebogjbpiemi7npzxchgcjjki3tfxon4ims55obfyfleqntteljsea"),
@@ -125,6 +126,11 @@ KNOWN_MANIFESTS: Final[tuple[KnownManifest, ...]] = (
     ),
     _known("calibrationnet", 17, "bafy2bzacecn64rlb52rjsvgopnidz6w42z3zobmjxqek5s4xqjh3ly47rcurg"),
     _known("calibrationnet", 18, "bafy2bzacebkfatnbe6w4rj7lf6gkjh7mywlrpdh2dj6hu2dl4rmtwksszm2hs"),
+    _known("devnet", 9, "bafy2bzacedozk3jh2j4nobqotkbofodq4chbrabioxbfrygpldgoxs3zwgggk"),
+    _known("devnet", 10, "bafy2bzacebzz376j5kizfck56366kdz5aut6ktqrvqbi3efa2d4l2o2m653ts"),
+    _known("devnet", 16, "bafy2bzaceclp3wfrwdjgh6c3gee5smwj3zmmrhb4fdbc4yfchfaia6rlljx5o"),
+    _known("devnet", 17, "bafy2bzaceasvgkke3j4cs3xsxnjswpcdmokkvkiehzxzcgfox3ozlehimbuqk"),
+    _known("devnet", 18, "bafy2bzaced35gjxagazf2fne5dakbok5abmivsh7cq7huwfuptebgwjmcpcf6"),
 )
 
 _KNOWN_BY_KEY: Final = {
