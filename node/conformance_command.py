@@ -6,9 +6,10 @@ execution throughput (message application only, not CAR or bundle loading nor co
 code) and the totals. The runner itself is :mod:`fvm.conformance.runner`; unless told otherwise
 it runs actor code in WebAssembly, compiled modules cached in the module cache's default folder.
 
-Builtin-actors bundles come from ``--actors``; without it, from ``$FVM_NODE_SHARED/actors``
-or else the nearest ``actors`` folder beside a parent of the first path (the layout of the
-shared data: ``shared/test-vectors`` and ``shared/actors``).
+Builtin-actors bundles come from ``--actors``; without it, from ``$FVM_NODE_SHARED/actors``,
+else the nearest ``actors`` folder beside a parent of the first path (the layout of the shared
+data: ``shared/test-vectors`` and ``shared/actors``), else the node's own bundle search path
+(:func:`config.bundles.actors_search_path`), so vectors kept anywhere find ``../shared/actors``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from config.bundles import actors_search_path
 from fvm.conformance.runner import Status, Summary, VariantOutcome, run_paths
 from fvm.invocation import ActorInvoker
 
@@ -35,6 +37,9 @@ def default_actors_dir(paths: Sequence[Path]) -> Path | None:
             candidate = parent / ACTORS_FOLDER
             if candidate.is_dir() and any(candidate.glob("v*.tar.zst")):
                 return candidate
+    for candidate in actors_search_path():
+        if candidate.is_dir() and any(candidate.glob("v*.tar.zst")):
+            return candidate
     return None
 
 
