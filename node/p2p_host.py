@@ -1,0 +1,260 @@
+"""The node's libp2p host: TCP, Noise, yamux, identify and ping, with a persistent Ed25519 identity.
+
+Lotus keeps one Ed25519 libp2p key in its keystore under the name ``libp2p-host``, stored as the
+libp2p protobuf encoding of the private key and created on first start (lotus
+``node/modules/lp2p/libp2p.go`` ``PrivKey``/``genLibp2pKey``); it builds the host with Noise
+security and yamux (``node/modules/lp2p/smux.go``, ``security.go``).  This module does the same
+with py-libp2p: ``new_host`` is given only Noise and only yamux, because py-libp2p's defaults also
+offer plaintext and secio, which a Filecoin peer must never negotiate.  Identify and ping come
+from py-libp2p's default protocol set.
+
+:func:`running_host` owns the lifecycle: listeners are bound when it yields (so ``/tcp/0``
+addresses report the real port), services spawn their tasks in its nursery, and leaving the block
+cancels them and closes every connection.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import multiaddr
+import trio
+from libp2p import new_host
+from libp2p.abc import IHost, INetConn, INetStream, INetwork, INotifee
+from libp2p.crypto.ed25519 import create_new_key_pair as new_ed25519_key_pair
+from libp2p.crypto.keys import KeyPair, KeyType
+from libp2p.crypto.serialization import deserialize_private_key
+from libp2p.crypto.x25519 import create_new_key_pair as new_x25519_key_pair
+from libp2p.custom_types import TProtocol
+from libp2p.peer.id import ID as PeerID
+from libp2p.peer.peerinfo import info_from_p2p_addr
+from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
+from libp2p.security.noise.transport import Transport as NoiseTransport
+from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
+from libp2p.stream_muxer.yamux.yamux import Yamux
+
+from store.errors import FvmNodeError
+
+logger = logging.getLogger(__name__)
+
+IDENTITY_FILE_NAME = "libp2p-host.key"
+DEFAULT_LISTEN_ADDRS = ("/ip4/127.0.0.1/tcp/0",)
+CLOSE_TIMEOUT_SECONDS = 5.0
+
+
+class IdentityKeyError(FvmNodeError):
+    """The stored libp2p identity key cannot be read or is not an Ed25519 key."""
+
+
+class DialError(FvmNodeError):
+    """A peer address could not be parsed or dialled."""
+
+
+def load_or_create_identity(data_dir: Path) -> KeyPair:
+    """Returns the node's Ed25519 key pair, creating and saving it (mode 0600) on first use."""
+    path = data_dir / IDENTITY_FILE_NAME
+    if path.exists():
+        try:
+            private_key = deserialize_private_key(path.read_bytes())
+        except Exception as error:  # protobuf and key-parsing errors have no common base
+            raise IdentityKeyError(f"cannot read libp2p identity {path}: {error!r}") from error
+        if private_key.get_type() != KeyType.Ed25519:
+            raise IdentityKeyError(f"libp2p identity {path} is not an Ed25519 key")
+        return KeyPair(private_key, private_key.get_public_key())
+    key_pair = new_ed25519_key_pair()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(key_pair.private_key.serialize())
+    temporary.replace(path)
+    return key_pair
+
+
+@dataclass(frozen=True)
+class HostConfig:
+    data_dir: Path
+    listen_addrs: tuple[str, ...] = DEFAULT_LISTEN_ADDRS
+    bootstrap_peers: tuple[str, ...] = ()
+    dial_timeout: float = 10.0
+
+
+ConnectionCallback = Callable[[PeerID], Awaitable[None]]
+StreamHandler = Callable[[INetStream], Awaitable[None]]
+
+
+class _ConnectionNotifee(INotifee):
+    """Forwards connect/disconnect events into channels; swarm notifees must not block."""
+
+    def __init__(
+        self,
+        connected: trio.MemorySendChannel[PeerID],
+        disconnected: trio.MemorySendChannel[PeerID],
+    ) -> None:
+        self._connected = connected
+        self._disconnected = disconnected
+
+    async def connected(self, network: INetwork, conn: INetConn) -> None:
+        try:
+            self._connected.send_nowait(conn.muxed_conn.peer_id)
+        except (trio.WouldBlock, trio.ClosedResourceError):
+            logger.warning("connection event dropped for %s", conn.muxed_conn.peer_id)
+
+    async def disconnected(self, network: INetwork, conn: INetConn) -> None:
+        try:
+            self._disconnected.send_nowait(conn.muxed_conn.peer_id)
+        except (trio.WouldBlock, trio.ClosedResourceError):
+            logger.warning("disconnection event dropped for %s", conn.muxed_conn.peer_id)
+
+    async def opened_stream(self, network: INetwork, stream: INetStream) -> None:
+        return None
+
+    async def closed_stream(self, network: INetwork, stream: INetStream) -> None:
+        return None
+
+    async def listen(self, network: INetwork, multiaddr: multiaddr.Multiaddr) -> None:
+        return None
+
+    async def listen_close(self, network: INetwork, multiaddr: multiaddr.Multiaddr) -> None:
+        return None
+
+
+class P2PHost:
+    """A started libp2p host plus the nursery its services run in."""
+
+    def __init__(self, host: IHost, config: HostConfig, nursery: trio.Nursery) -> None:
+        self.libp2p_host = host
+        self.config = config
+        self.nursery = nursery
+        self._on_connected: list[ConnectionCallback] = []
+        self._on_disconnected: list[ConnectionCallback] = []
+        self.bootstrap_finished = trio.Event()
+        self.bootstrap_connected: list[PeerID] = []
+
+    @property
+    def peer_id(self) -> PeerID:
+        return self.libp2p_host.get_id()
+
+    def listen_addrs(self) -> list[str]:
+        """The bound listen addresses (real ports), each ending in ``/p2p/<peer id>``."""
+        return [
+            f"{address}/p2p/{self.peer_id.to_base58()}"
+            for address in self.libp2p_host.get_transport_addrs()
+        ]
+
+    def connected_peers(self) -> list[PeerID]:
+        return list(self.libp2p_host.get_connected_peers())
+
+    def set_stream_handler(self, protocol: str, handler: StreamHandler) -> None:
+        self.libp2p_host.set_stream_handler(TProtocol(protocol), handler)
+
+    def on_connected(self, callback: ConnectionCallback) -> None:
+        """Runs ``callback(peer)`` in its own task for every new connection, either direction."""
+        self._on_connected.append(callback)
+
+    def on_disconnected(self, callback: ConnectionCallback) -> None:
+        self._on_disconnected.append(callback)
+
+    async def connect(self, address: str) -> PeerID:
+        """Dials a ``/.../p2p/<peer id>`` multiaddr within the configured dial timeout."""
+        try:
+            peer_info = info_from_p2p_addr(multiaddr.Multiaddr(address))
+        except Exception as error:
+            raise DialError(f"not a dialable peer address {address!r}: {error!r}") from error
+        with trio.move_on_after(self.config.dial_timeout) as deadline:
+            try:
+                await self.libp2p_host.connect(peer_info)
+            except Exception as error:  # swarm, transport and security errors share no base
+                raise DialError(f"dial {address} failed: {error!r}") from error
+        if deadline.cancelled_caught:
+            raise DialError(f"dial {address} timed out after {self.config.dial_timeout} s")
+        return peer_info.peer_id
+
+    async def disconnect(self, peer_id: PeerID) -> None:
+        await self.libp2p_host.disconnect(peer_id)
+
+    def start_bootstrap(self) -> None:
+        """Dials every bootstrap peer in the background; sets ``bootstrap_finished`` when done.
+
+        Called by the node once its protocol services are attached, so that hello and pubsub see
+        the bootstrap connections.  Failures are logged, not fatal, as in Lotus.
+        """
+        self.nursery.start_soon(self._dial_bootstrap_peers)
+
+    async def _dial_bootstrap_peers(self) -> None:
+        async def dial_one(address: str) -> None:
+            try:
+                self.bootstrap_connected.append(await self.connect(address))
+            except DialError as error:
+                logger.warning("bootstrap peer unreachable: %s", error)
+
+        async with trio.open_nursery() as dials:
+            for address in self.config.bootstrap_peers:
+                dials.start_soon(dial_one, address)
+        self.bootstrap_finished.set()
+
+    async def _dispatch(
+        self, events: trio.MemoryReceiveChannel[PeerID], callbacks: list[ConnectionCallback]
+    ) -> None:
+        async with events:
+            async for peer_id in events:
+                for callback in callbacks:
+                    self.nursery.start_soon(callback, peer_id)
+
+
+def _build_libp2p_host(key_pair: KeyPair, listen_addrs: Sequence[multiaddr.Multiaddr]) -> IHost:
+    noise = NoiseTransport(key_pair, noise_privkey=new_x25519_key_pair().private_key)
+    return new_host(
+        key_pair=key_pair,
+        sec_opt={TProtocol(NOISE_PROTOCOL_ID): noise},
+        muxer_opt={TProtocol(YAMUX_PROTOCOL_ID): Yamux},
+        listen_addrs=listen_addrs,
+    )
+
+
+async def _stop_auto_connector(libp2p_host: IHost) -> None:
+    """Stops py-libp2p's auto-connector, which has no configuration switch.
+
+    While the swarm holds fewer connections than the midpoint of its watermarks (150 by default)
+    it redials every peer in the peerstore, which would also bring back peers the node banned.
+    The node decides whom to dial (bootstrap list, peer manager), as Lotus does.
+    """
+    auto_connector = getattr(libp2p_host.get_network(), "auto_connector", None)
+    if auto_connector is not None:
+        await auto_connector.stop()
+
+
+@asynccontextmanager
+async def running_host(config: HostConfig) -> AsyncIterator[P2PHost]:
+    """Starts a host listening on ``config.listen_addrs``; stops it when the block exits."""
+    key_pair = load_or_create_identity(config.data_dir)
+    listen_addrs = [multiaddr.Multiaddr(address) for address in config.listen_addrs]
+    libp2p_host = _build_libp2p_host(key_pair, listen_addrs)
+    connected_send, connected_receive = trio.open_memory_channel[PeerID](256)
+    disconnected_send, disconnected_receive = trio.open_memory_channel[PeerID](256)
+    libp2p_host.get_network().register_notifee(
+        _ConnectionNotifee(connected_send, disconnected_send)
+    )
+    async with libp2p_host.run(listen_addrs):
+        try:
+            async with trio.open_nursery() as nursery:
+                host = P2PHost(libp2p_host, config, nursery)
+                await _stop_auto_connector(libp2p_host)
+                nursery.start_soon(host._dispatch, connected_receive, host._on_connected)
+                nursery.start_soon(host._dispatch, disconnected_receive, host._on_disconnected)
+                logger.info("libp2p host %s listening on %s", host.peer_id, host.listen_addrs())
+                try:
+                    yield host
+                finally:
+                    nursery.cancel_scope.cancel()
+        finally:
+            # Leaving ``run`` only cancels the swarm's tasks; ``close`` is what closes the
+            # connections and listeners, so peers see us go instead of a silent socket.
+            with trio.move_on_after(CLOSE_TIMEOUT_SECONDS) as closing:
+                closing.shield = True
+                await libp2p_host.close()
