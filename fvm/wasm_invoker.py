@@ -7,6 +7,8 @@ ref-fvm's ``send_resolved`` (``fvm/src/call_manager/default.rs`` at ``fvm@v2.12.
 
 1. finds the compiled module of the receiver's code (from the machine's blockstore, through a
    :class:`~fvm.engine.module_cache.ModuleCache` per engine configuration, on disk across runs);
+   v2 (network versions up to 17) runs only the builtin actors of the machine's manifest, which
+   is all its engine ever preloads ("actor code not found", fatal, for any other code);
 2. makes the generation's kernel (:mod:`fvm.kernel`) with a fresh block registry holding the
    parameters, which the actor receives as block handle 1 (0 without parameters);
 3. instantiates the module in a new store and calls its ``invoke`` export
@@ -141,10 +143,14 @@ class WasmActorInvoker:
         modules.preload(missing)
 
     def _module(self, engine: ActorEngine, call_manager: CallManager, code: CID) -> CompiledModule:
+        machine = call_manager.machine
+        if not engine.config.loads_code_on_demand and not machine.builtin_actors.builtin_id(code):
+            # ref-fvm v2 runs only the builtin actors its machine preloaded.
+            raise _ModuleUnavailable(f"actor code {code} not found")
         compiled = engine.modules.cached(code)
         if compiled is not None:
             return compiled
-        wasm = call_manager.machine.blockstore.get(code)
+        wasm = machine.blockstore.get(code)
         if wasm is None:
             raise _ModuleUnavailable(f"actor code {code} not found")
         try:

@@ -15,7 +15,7 @@ import wasmtime
 from fvm.bundle import load_bundle
 from fvm.engine import engine_config_for_network_version
 from fvm.engine.config import EngineConfig
-from fvm.engine.module_cache import CompiledModule, ModuleCache
+from fvm.engine.module_cache import CompiledModule, ModuleCache, ModuleLoadError
 from fvm.engine.runtime import (
     AbortExit,
     Exited,
@@ -208,7 +208,9 @@ def test_a_refused_out_pointer_leaves_the_gas_global_stale_as_in_ref_fvm(
     modules: ModuleCache = request.getfixturevalue(modules_fixture)
     handlers: dict[tuple[str, str], SyscallHandler] = {("debug", "enabled"): lambda ctx: 0}
     _, fine, _ = run(modules, OUT_POINTER, handlers, 16)
-    first_exec = next(amount for name, amount in trace(fine) if name == "wasm_exec")
+    charges = trace(fine)
+    # What the first syscall charged for the wasm before it.
+    first_exec = charges[charges.index(next(c for c in charges if c[0] == "OnSyscall")) - 1][1]
     _, refused, _ = run(modules, OUT_POINTER, handlers, 0xFFFF_FFF0)
     assert first_exec > 0
     expected = 0 if modules.config is SKYR else first_exec
@@ -249,13 +251,16 @@ def test_wasm_gas_is_charged_at_each_syscall_exactly_as_metered(
     execution = ["wasm_exec", "OnSyscall", "wasm_exec", "OnSyscall", "wasm_exec"]
     if modules.config is SKYR:
         assert names == execution
+        instantiation = 0
     else:
-        assert names == ["wasm_memory_init", *execution]
-        assert traces[0][0] == ("wasm_memory_init", PAGE * MEMORY_BYTE)
+        # Charged before instantiating, then what instantiating ran (nothing here).
+        assert names == ["wasm_memory_init", "wasm_exec", *execution]
+        assert traces[0][:2] == [("wasm_memory_init", PAGE * MEMORY_BYTE), ("wasm_exec", 0)]
+        instantiation = 1
     syscall_charges = [amount for name, amount in traces[25] if name == "OnSyscall"]
     assert syscall_charges == [ON_SYSCALL, ON_SYSCALL]
     between = {
-        n: [amount for name, amount in charges if name == "wasm_exec"][1]
+        n: [amount for name, amount in charges if name == "wasm_exec"][1 + instantiation]
         for n, charges in traces.items()
     }
     assert between[1] - between[0] == LOOP_ITERATION
@@ -267,13 +272,12 @@ def test_wasm_gas_is_charged_at_each_syscall_exactly_as_metered(
     assert first[0] == first[25]
 
 
-def test_ref_fvm_v4_sets_and_charges_gas_around_instantiation(
-    hygge_modules: ModuleCache,
+@pytest.mark.parametrize("generation", [AbiGeneration.V3, AbiGeneration.V4])
+def test_ref_fvm_v3_and_v4_set_and_charge_gas_around_instantiation(
+    hygge_modules: ModuleCache, generation: AbiGeneration
 ) -> None:
     handlers: dict[tuple[str, str], SyscallHandler] = {("debug", "enabled"): lambda ctx: 0}
-    outcome, gas, _ = run(
-        hygge_modules, GAS_BETWEEN_CALLS, handlers, 3, generation=AbiGeneration.V4
-    )
+    outcome, gas, _ = run(hygge_modules, GAS_BETWEEN_CALLS, handlers, 3, generation=generation)
     assert outcome == Returned(0)
     charges = trace(gas)
     assert [name for name, _ in charges] == [
@@ -313,7 +317,7 @@ def test_running_out_of_gas_in_the_syscall_charge_aborts(hygge_modules: ModuleCa
     assert gas.gas_used == limit
     # As in ref-fvm, execution gas is charged once more after the trap (and fails again).
     assert [name for name, _ in trace(gas)] == [
-        "wasm_memory_init", "wasm_exec", "OnSyscall", "wasm_exec"
+        "wasm_memory_init", "wasm_exec", "wasm_exec", "OnSyscall", "wasm_exec"
     ]
 
 
@@ -335,7 +339,8 @@ def test_memory_growth_is_charged_as_wasm_memory_grow(hygge_modules: ModuleCache
     assert outcome == Returned(1)  # the old size, in pages
     charges = trace(gas)
     assert [name for name, _ in charges] == [
-        "wasm_memory_init", "wasm_exec", "OnSyscall", "wasm_exec", "wasm_memory_grow"
+        "wasm_memory_init", "wasm_exec", "wasm_exec", "OnSyscall", "wasm_exec",
+        "wasm_memory_grow",
     ]
     assert charges[-2:] == [("wasm_exec", 0), ("wasm_memory_grow", 2 * PAGE * MEMORY_BYTE)]
 
@@ -354,12 +359,35 @@ def test_memory_cannot_grow_past_the_call_stack_limit(hygge_modules: ModuleCache
     assert trace(gas)[-1] == ("wasm_exec", 4 * PAGE * MEMORY_BYTE)
 
 
-def test_an_instance_above_512_mib_fails_to_instantiate(hygge_modules: ModuleCache) -> None:
-    wat = RUNAWAY.replace("(memory (export \"memory\") 1)", "(memory (export \"memory\") 8193)")
-    outcome, gas, _ = run(hygge_modules, wat, {})
-    assert isinstance(outcome, Exited)
-    assert (outcome.exit_code, outcome.block_id) == (ExitCode.SYS_ILLEGAL_INSTRUCTION, 0)
-    assert trace(gas) == [("wasm_memory_init", 8193 * PAGE * MEMORY_BYTE)]
+@pytest.mark.parametrize(
+    ("definitions", "refusal"),
+    [
+        ('(memory (export "memory") 8193)', "memory index 0 has a minimum byte size of 536936448"),
+        ('(memory (export "memory") 1) (table 20001 funcref)', "table index 0 has a minimum"),
+    ],
+    ids=["memory-above-512-MiB", "table-above-20000-elements"],
+)
+def test_v3_modules_beyond_the_pooling_allocators_limits_do_not_load(
+    hygge_modules: ModuleCache, definitions: str, refusal: str
+) -> None:
+    """wasmtime's pooling allocator validates every module ref-fvm v3 compiles."""
+    wat = f'(module {definitions} (func (export "invoke") (param i32) (result i32) (i32.const 0)))'
+    with pytest.raises(ModuleLoadError, match=refusal):
+        compile_wat(hygge_modules, wat)
+
+
+def test_v3_modules_at_the_pooling_allocators_limits_load(hygge_modules: ModuleCache) -> None:
+    wat = """(module (memory (export "memory") 8192) (table 20000 funcref)
+      (func (export "invoke") (param i32) (result i32) (i32.const 0)))"""
+    compiled = compile_wat(hygge_modules, wat)
+    assert (compiled.layout.memory_pages, compiled.layout.table_elements) == (8192, 20000)
+
+
+def test_v2_allocates_on_demand_without_the_pooling_limits(skyr_modules: ModuleCache) -> None:
+    wat = """(module (memory (export "memory") 8193) (table 20001 funcref)
+      (func (export "invoke") (param i32) (result i32) (i32.const 0)))"""
+    compiled = compile_wat(skyr_modules, wat)
+    assert (compiled.layout.memory_pages, compiled.layout.table_elements) == (8193, 20001)
 
 
 # -- traps and aborts ----------------------------------------------------------------------------
@@ -414,7 +442,7 @@ def test_an_exit_syscall_ends_the_invocation_with_its_code_message_and_block(
     # The gas global is refreshed after the aborting syscall, so the final charge is zero.
     charges = trace(gas)
     assert [name for name, _ in charges] == [
-        "wasm_memory_init", "wasm_exec", "OnSyscall", "wasm_exec"
+        "wasm_memory_init", "wasm_exec", "wasm_exec", "OnSyscall", "wasm_exec"
     ]
     assert charges[-1] == ("wasm_exec", 0)
 
@@ -618,34 +646,35 @@ START_WITHOUT_SYSCALLS = """
 """
 
 
-@pytest.mark.parametrize("modules_fixture", ["skyr_modules", "hygge_modules"])
-def test_before_v4_a_start_function_runs_without_gas_and_traps(
-    modules_fixture: str, request: pytest.FixtureRequest
+def test_in_v2_a_start_function_runs_without_gas_and_its_trap_is_fatal(
+    skyr_modules: ModuleCache,
 ) -> None:
     """The gas global is still 0 while instantiating, so the first metered block traps."""
-    modules: ModuleCache = request.getfixturevalue(modules_fixture)
-    outcome, gas, _ = run(modules, START_WITHOUT_SYSCALLS, {})
-    if modules.config is SKYR:
-        assert isinstance(outcome, Failed)
-        assert isinstance(outcome.error, FatalError)
-        assert trace(gas) == []
-    else:
-        assert isinstance(outcome, Exited)
-        assert outcome.exit_code == ExitCode.SYS_ILLEGAL_INSTRUCTION
-        assert outcome.message.startswith("actor initialization failed")
-        assert [name for name, _ in trace(gas)] == ["wasm_memory_init"]
+    outcome, gas, _ = run(skyr_modules, START_WITHOUT_SYSCALLS, {})
+    assert isinstance(outcome, Failed)
+    assert isinstance(outcome.error, FatalError)
+    assert trace(gas) == []
 
 
-def test_in_v4_a_start_function_may_call_syscalls_but_its_abort_fails_instantiation(
-    hygge_modules: ModuleCache,
+@pytest.mark.parametrize("generation", [AbiGeneration.V3, AbiGeneration.V4])
+def test_from_v3_a_start_function_runs_on_gas_and_its_abort_fails_instantiation(
+    hygge_modules: ModuleCache, generation: AbiGeneration
 ) -> None:
-    outcome, _, _ = run(hygge_modules, START_WITHOUT_SYSCALLS, {}, generation=AbiGeneration.V4)
-    assert outcome == Returned(1)  # v4 sets the gas before instantiating: the start ran
+    """ref-fvm v3.13.3 and v4 set the gas global before instantiating and charge after."""
+    outcome, gas, _ = run(hygge_modules, START_WITHOUT_SYSCALLS, {}, generation=generation)
+    assert outcome == Returned(1)
+    # What the start function ran, charged after instantiating; the instance's new memory in
+    # the limiter books it as memory growth (up to the execution charge, as ref-fvm does).
+    charges = trace(gas)
+    assert [name for name, _ in charges[:3]] == [
+        "wasm_memory_init", "wasm_exec", "wasm_memory_grow"
+    ]
+    assert charges[1][1] == 0 and charges[2][1] > 0
     outcome, gas, _ = run(
         hygge_modules,
         START_FUNCTION,
         {("vm", "exit"): _exit_with_code},
-        generation=AbiGeneration.V4,
+        generation=generation,
     )
     assert isinstance(outcome, Exited)
     assert outcome.exit_code == ExitCode.SYS_ILLEGAL_INSTRUCTION

@@ -22,7 +22,8 @@ Where the exit codes come from (ref-fvm v3.13.3 unless said otherwise):
   used (``DefaultExecutor::execute_message``, v2.12.1 and v3.13.3 alike): code that is not
   loadable wasm (``load_raw``: ``Module::validate`` with SIMD, threads, multi-value and
   multi-memory off, then instrumentation whose price list has no cost for ``ref.null``,
-  ``ref.is_null`` and ``ref.func``), a code CID without a block, a missing ``invoke`` export;
+  ``ref.is_null`` and ``ref.func``, then compilation), a code CID without a block, a missing
+  ``invoke`` export, and at network version 17 any code outside the manifest;
 * a wasm trap is ``SYS_ILLEGAL_INSTRUCTION`` (``syscalls/error.rs``, ``From<Trap> for Abort``),
   and so is a failed instantiation (``Engine::instantiate``: "failed to instantiate module"),
   for example when the call stack's 2 GiB memory limit (``DefaultMemoryLimiter``) refuses the
@@ -31,9 +32,13 @@ Where the exit codes come from (ref-fvm v3.13.3 unless said otherwise):
   used gas to the limit); floats run, NaNs canonicalised (``cranelift_nan_canonicalization``);
 * the call stack is at most ``max_call_depth`` (1024) deep: the send that would go deeper fails
   with the syscall error ``LimitExceeded`` (``DefaultCallManager::send``);
-* ``memory.grow`` past the pooling allocator's 512 MiB per instance returns -1; modules whose
-  memory minimum exceeds 512 MiB or whose table exceeds 20 000 elements are refused when
-  compiled (wasmtime's pooling allocator validates every module it compiles), which is fatal;
+* ``memory.grow`` past the pooling allocator's 512 MiB per instance returns -1, and so does
+  ``table.grow`` past its 20 000 elements; modules whose memory minimum exceeds 512 MiB, whose
+  table exceeds 20 000 elements or that define two tables are refused when compiled (wasmtime
+  36's pooling allocator validates every module it compiles), which is fatal;
+* reference types are on in wasmtime 36, without GC types: ``externref`` anywhere is invalid
+  (fatal), funcref values and the table instructions run; fvm-wasm-instrument 0.4.0 refuses
+  typed ``select``, ``ref.null``, ``ref.is_null`` and ``ref.func`` (fatal);
 * a receiver that does not exist is ``SYS_INVALID_RECEIVER`` (the send's ``NotFound``), a value
   the sender cannot pay ``SYS_INSUFFICIENT_FUNDS``, a negative value ``SYS_ASSERTION_FAILED``
   (the transfer's ``IllegalArgument``);
@@ -42,8 +47,8 @@ Where the exit codes come from (ref-fvm v3.13.3 unless said otherwise):
   ``cbor::deserialize_params``; v10.0.0 ``actor_dispatch!`` and ``dispatch``, where missing
   parameters are ``USR_ILLEGAL_ARGUMENT``).
 
-Where this implementation still differs from ref-fvm v3.13.3 / v2.12.1 the test is a strict
-``xfail`` naming the difference, so it fails loudly once the difference is fixed.
+A difference from ref-fvm v3.13.3 / v2.12.1 found later belongs here as a strict ``xfail``
+naming it, so that it fails loudly once fixed.
 """
 
 from __future__ import annotations
@@ -271,6 +276,16 @@ UNLOADABLE_CODE = {
         f"(module {MEMORY} (elem declare func $f) (func $f) "
         '(func (export "invoke") (param i32) (result i32) (drop (ref.func $f)) (i32.const 0)))'
     ),
+    "typed select": module_wasm(
+        f'(module {MEMORY} (func (export "invoke") (param i32) (result i32) '
+        "(select (result i32) (i32.const 0) (i32.const 1) (local.get 0))))"
+    ),
+    "externref": module_wasm(f"(module {MEMORY} (table 1 externref) {INVOKE})"),
+    "externref block": module_wasm(
+        f'(module {MEMORY} (func (export "invoke") (param i32) (result i32) '
+        "(drop (block (result externref) unreachable)) (i32.const 0)))"
+    ),
+    "two tables": module_wasm(f"(module {MEMORY} (table 1 funcref) (table 1 funcref) {INVOKE})"),
     "no invoke export": module_wasm(f"(module {MEMORY} (func))"),
     "unknown import": module_wasm(
         f'(module (import "vm" "no_such_syscall" (func (param i32) (result i32))) {MEMORY} '
@@ -485,12 +500,30 @@ def test_nv18_a_table_within_the_pooling_limit_instantiates(nv18: Chain) -> None
     assert nv18.apply().receipt.exit_code == ExitCode.OK
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="differs from ref-fvm v3.13.3: wasmtime's pooling allocator refuses these modules "
-    "when compiling them (fatal); here the memory fails at instantiation "
-    "(SYS_ILLEGAL_INSTRUCTION) and the table is accepted",
+@pytest.mark.parametrize(
+    ("grow", "expected"),
+    [(MAX_TABLE_ELEMENTS - 2, MAX_TABLE_ELEMENTS), (MAX_TABLE_ELEMENTS - 1, 2)],
+    ids=["to-20000-elements", "beyond-20000-elements"],
 )
+def test_nv18_funcref_tables_grow_to_the_pooling_limit_and_no_further(
+    nv18: Chain, grow: int, expected: int
+) -> None:
+    """Reference types are on in ref-fvm v3.13.3's wasmtime: the table instructions and
+    funcref locals run (only ``ref.null``, ``ref.is_null``, ``ref.func`` and typed ``select``
+    are refused, by the instrumentation). The actor grows its 2-element table by ``grow``
+    with its first element and exits with the table's size."""
+    body = f"""(local $f funcref)
+      (local.set $f (table.get 0 (i32.const 0)))
+      (drop (table.grow 0 (local.get $f) (i32.const {grow})))
+      {exit_with(f"(i32.add (i32.const {SYSTEM_CODE_EXIT_BASE}) (table.size 0))")}"""
+    nv18.install(actor_wasm(body, definitions="(table 2 funcref)"))
+    ret = nv18.apply()
+    assert ret.receipt.exit_code == SYSTEM_CODE_EXIT_BASE + expected
+    # The elements were paid for whether or not the table grew.
+    element_price = 8 * HYGGE_WASM_RULES.memory_fill_per_byte_cost // MILLIGAS_PER_GAS
+    assert ret.receipt.gas_used > grow * element_price
+
+
 @pytest.mark.parametrize(
     "definitions",
     [f"(table {MAX_TABLE_ELEMENTS + 1} funcref)", ""],
@@ -501,20 +534,33 @@ def test_nv18_modules_beyond_the_instance_limits_are_refused_when_loaded(
 ) -> None:
     pages = 1 if definitions else MAX_INSTANCE_PAGES + 1
     nv18.install(actor_wasm("", pages=pages, definitions=definitions))
-    assert_fatal(nv18.apply())
+    ret = nv18.apply()
+    assert_fatal(ret)
+    assert frames(ret) == [(nv18.receiver, 2, ExitCode.SYS_ASSERTION_FAILED)]
+    assert isinstance(ret.failure_info, MessageFailure)
+    cause = ret.failure_info.backtrace.cause
+    assert isinstance(cause, FatalCause) and "which exceeds the limit of" in cause.error_msg
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="differs from ref-fvm v2.12.1, which runs only the builtin actors it preloaded "
-    "('actor code not found' is fatal); here any code in the blockstore runs",
-)
 def test_nv17_code_outside_the_manifest_never_runs(
     vectors_dir: Path, actors_dir: Path, invoker: WasmActorInvoker
 ) -> None:
+    """The same module runs at network version 18 (see the next test)."""
     chain = chain_of(vectors_dir, actors_dir, SHARK_MINER_SEND, invoker)
-    chain.install(module_wasm(f"(module {MEMORY} {INVOKE})"))
-    assert_fatal(chain.apply())
+    code = chain.install(module_wasm(f"(module {MEMORY} {INVOKE})"))
+    ret = chain.apply()
+    assert_fatal(ret)
+    assert frames(ret) == [(chain.receiver, 2, ExitCode.SYS_ASSERTION_FAILED)]
+    assert isinstance(ret.failure_info, MessageFailure)
+    cause = ret.failure_info.backtrace.cause
+    assert isinstance(cause, FatalCause) and f"actor code {code} not found" in cause.error_msg
+
+
+def test_nv18_code_outside_the_manifest_runs(nv18: Chain) -> None:
+    nv18.install(module_wasm(f"(module {MEMORY} {INVOKE})"))
+    ret = nv18.apply()
+    assert ret.receipt.exit_code == ExitCode.OK
+    assert nv18.inclusion_gas(nv18.message) < ret.receipt.gas_used < GAS_LIMIT
 
 
 # -- random syscalls from a custom actor --------------------------------------------------------

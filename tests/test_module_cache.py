@@ -168,11 +168,25 @@ def test_invalid_wasm_is_refused_as_malformed_input(tmp_path: Path) -> None:
         ModuleCache(HYGGE, tmp_path).get(CID.hash_of(ill_typed, codec=RAW), ill_typed)
 
 
-def test_reference_types_are_refused_as_ref_fvm_disables_them(tmp_path: Path) -> None:
+def test_reference_instructions_the_instrumenters_cannot_price_are_refused(
+    tmp_path: Path,
+) -> None:
     wat = "(module (func (export \"f\") (result i32) (ref.is_null (ref.null func))))"
     wasm = bytes(wasmtime.wat2wasm(wat))
-    with pytest.raises(MalformedInput):
-        ModuleCache(HYGGE, tmp_path).get(CID.hash_of(wasm, codec=RAW), wasm)
+    for config in (SKYR, HYGGE):
+        with pytest.raises(MalformedInput):
+            ModuleCache(config, tmp_path).get(CID.hash_of(wasm, codec=RAW), wasm)
+
+
+def test_modules_beyond_the_pooling_limits_are_refused_and_never_written(
+    tmp_path: Path,
+) -> None:
+    code, wasm = _wasm(SMALL_MODULE.replace("(table 3 funcref)", "(table 20001 funcref)"))
+    with pytest.raises(ModuleLoadError, match="exceeds the limit of 20000"):
+        ModuleCache(HYGGE, tmp_path).get(code, wasm)
+    assert _entries(tmp_path) == []
+    # ref-fvm v2 allocates on demand: no such limit.
+    assert ModuleCache(SKYR, tmp_path).get(code, wasm).layout.table_elements == 20001
 
 
 def test_real_actor_module_round_trips_through_the_disk_cache(

@@ -26,7 +26,7 @@ from fvm.gas.gas_tracker import OutOfGas
 from fvm.invocation import Block, FatalError, InvocationResult
 from fvm.kernel.default import KernelUnavailable, KernelV2, KernelV3
 from fvm.kernel.syscalls import REFERENCE_RELEASES, syscall_handlers
-from fvm.machine import INIT_ACTOR_ID, Machine
+from fvm.machine import FVM_V2, INIT_ACTOR_ID, BuiltinActors, Machine
 from fvm.message import Message
 from fvm.proofs.verifier import AcceptAllProofVerifier
 from fvm.receipt import ExitCode
@@ -140,6 +140,15 @@ def actor(imports: str, body: str) -> bytes:
     )
 
 
+def add_to_manifest(machine: Machine, code: CID) -> None:
+    builtin = machine.builtin_actors
+    entries = [(builtin.name_of(known) or "", known) for known in builtin.codes()]
+    entries.append((f"test actor {len(entries) + 1}", code))
+    machine.builtin_actors = BuiltinActors(
+        builtin.data_cid, entries, machine.generation.required_actors
+    )
+
+
 def setup_call(
     vectors_dir: Path,
     actors_dir: Path,
@@ -149,7 +158,9 @@ def setup_call(
 ) -> tuple[Machine, CallManager, int]:
     """The vector's machine with the code of some actors (by ID, or :data:`RECEIVER`) replaced.
 
-    Returns the machine, a call manager for the vector's message and the receiver's ID.
+    ref-fvm v2 runs only the code of the manifest's builtin actors, so there the new code is
+    added to the manifest (as a bundle shipping it would). Returns the machine, a call manager
+    for the vector's message and the receiver's ID.
     """
     vector: TestVector = load_vector(vectors_dir / relative)
     machine = machine_for_variant(
@@ -166,6 +177,8 @@ def setup_call(
         current = machine.state_tree.get_actor(target)
         assert current is not None
         machine.state_tree.set_actor(target, replace(current, code=code))
+        if machine.generation is FVM_V2:
+            add_to_manifest(machine, code)
     call_manager = CallManager(
         machine,
         WasmActorInvoker(AcceptAllProofVerifier(), persist=False),

@@ -2,9 +2,10 @@
 
 ref-fvm validates an actor's module with wasmtime, instruments it with fvm-wasm-instrument
 (stack limiter, then gas metering) and compiles the result. What it passes to each step is
-recorded here as data, from ``fvm/src/machine/engine.rs`` (``default_wasmtime_config``) at
-``fvm@v2.7.0`` and ``fvm/src/engine.rs`` (``wasmtime_config``, ``Engine::load_raw``) at
-``fvm@v3.3.1``, and ``NetworkConfig::new`` in ``fvm/src/machine/mod.rs`` of both:
+recorded here as data, from ``fvm/src/machine/engine.rs`` (``default_wasmtime_config``,
+``Engine::get_instance``) at ``fvm@v2.12.1`` and ``fvm/src/engine/mod.rs`` (``wasmtime_config``,
+``Engine::load_raw``, ``Engine::instantiate``) at ``fvm@v3.13.3`` (both on wasmtime 36), and
+``NetworkConfig::new`` in ``fvm/src/machine/mod.rs`` of both:
 
 * network versions up to 17 run ref-fvm v2 with fvm-wasm-instrument 0.2.0 (built on
   parity-wasm with only its ``bulk`` feature), whose gas counter import is misspelt
@@ -64,7 +65,8 @@ class WasmtimeSettings:
     wasm_memory64: bool = False
     wasm_bulk_memory: bool = True
     wasm_multi_value: bool = False
-    wasm_reference_types: bool = False
+    # wasmtime 36's default, which ref-fvm keeps (without the ``gc`` feature: funcref only).
+    wasm_reference_types: bool = True
     cranelift_nan_canonicalization: bool = True
     # The native stack wasmtime allows; far above the instrumented limit (which counts values).
     max_wasm_stack: int = 4 << 20
@@ -93,9 +95,9 @@ class WasmtimeSettings:
         config.wasm_gc = False
         config.wasm_function_references = False
         config.wasm_exceptions = False
-        # The binding's wasmtime always has the component-model-async feature, which needs
-        # reference types: ref-fvm's "off" is enforced by ``check_disabled_features`` instead.
-        config.wasm_reference_types = True
+        # The binding's wasmtime has GC types (externref), which ref-fvm's lacks:
+        # ``check_disabled_features`` refuses them instead.
+        config.wasm_reference_types = self.wasm_reference_types
         config.cranelift_nan_canonicalization = self.cranelift_nan_canonicalization
         # The Python binding builds wasmtime with async support, which refuses a native stack
         # limit above its 2 MiB fiber stacks (ref-fvm asks for 4 MiB): take the largest allowed.
@@ -110,8 +112,37 @@ class WasmtimeSettings:
 
 
 @dataclass(frozen=True)
+class PoolingLimits:
+    """What wasmtime's pooling instance allocator admits, as ref-fvm v3 configures it
+    (``wasmtime_config`` in ``fvm/src/engine/mod.rs`` at ``fvm@v3.13.3``: one memory and one
+    table per module, ``table_elements(20_000)``, ``max_memory_size`` the instance memory limit).
+
+    wasmtime checks every module it compiles against these (``Module::from_parts_raw`` calls
+    the allocator's ``validate_module``: ``MemoryPool::validate_memories`` and
+    ``TablePool::validate`` at wasmtime 36), so a module beyond them never loads.
+    """
+
+    max_memory_bytes: int
+    table_elements: int
+    memories_per_module: int = 1
+    tables_per_module: int = 1
+
+
+@dataclass(frozen=True)
 class EngineConfig:
-    """Everything about loading actor code that one ref-fvm generation fixes."""
+    """Everything about loading and instantiating actor code that one ref-fvm generation fixes.
+
+    * ``pooling``: the pooling allocator's limits (None: v2 allocates on demand, unlimited);
+    * ``loads_code_on_demand``: a code CID missing from the engine's module cache is loaded
+      from the blockstore (v3 ``Engine::instantiate``); v2's ``Engine::get_instance`` only
+      finds the builtin actors the machine preloaded (``DefaultMachine::new`` calls
+      ``engine.preload`` with the manifest's codes), anything else is "actor code not found";
+    * ``meters_instantiation``: instantiation charges the initial memory and table, runs a
+      start function with the message's gas and charges what it used, and a failed
+      instantiation exits with ``SYS_ILLEGAL_INSTRUCTION`` (v3.13.3 ``Engine::instantiate``);
+      without it (v2) nothing is charged, the gas global is 0 while a start function runs and
+      any instantiation failure is fatal.
+    """
 
     ref_fvm: str
     instrumenter: InstrumenterVersion
@@ -121,16 +152,21 @@ class EngineConfig:
     gas_module: str
     gas_counter_name: str
     wasmtime: WasmtimeSettings
+    loads_code_on_demand: bool
+    meters_instantiation: bool
+    pooling: PoolingLimits | None = None
     max_inst_memory_bytes: int | None = None  # v3 on: linear memory limit per instance
     max_memory_bytes: int | None = None  # v3 on: memory limit of a whole call stack
 
 
 MAX_WASM_STACK: Final = 2048
 MAX_CALL_DEPTH: Final = 1024
+MAX_INSTANCE_MEMORY_BYTES: Final = 512 << 20
+MAX_TABLE_ELEMENTS: Final = 20_000
 
 REF_FVM_V2_SETTINGS: Final = WasmtimeSettings()
 REF_FVM_V3_SETTINGS: Final = WasmtimeSettings(
-    memory_init_cow=False, static_memory_maximum_size=512 << 20
+    memory_init_cow=False, static_memory_maximum_size=MAX_INSTANCE_MEMORY_BYTES
 )
 
 
@@ -144,6 +180,8 @@ def _v2(rules: WasmGasRules) -> EngineConfig:
         gas_module=GAS_MODULE_NAME,
         gas_counter_name=GAS_COUNTER_NAME_V0_2,
         wasmtime=REF_FVM_V2_SETTINGS,
+        loads_code_on_demand=False,
+        meters_instantiation=False,
     )
 
 
@@ -158,7 +196,12 @@ HYGGE_ENGINE: Final = EngineConfig(
     gas_module=GAS_MODULE_NAME,
     gas_counter_name=GAS_COUNTER_NAME_V0_4,
     wasmtime=REF_FVM_V3_SETTINGS,
-    max_inst_memory_bytes=512 << 20,
+    loads_code_on_demand=True,
+    meters_instantiation=True,
+    pooling=PoolingLimits(
+        max_memory_bytes=MAX_INSTANCE_MEMORY_BYTES, table_elements=MAX_TABLE_ELEMENTS
+    ),
+    max_inst_memory_bytes=MAX_INSTANCE_MEMORY_BYTES,
     max_memory_bytes=2 << 30,
 )
 
@@ -174,67 +217,40 @@ def engine_config_for_network_version(network_version: int) -> EngineConfig:
     return HYGGE_ENGINE
 
 
-_REFERENCE_TYPE_OPCODES: Final = frozenset(
-    (
-        wm.SELECT_TYPED,
-        wm.TABLE_GET,
-        wm.TABLE_SET,
-        wm.REF_NULL,
-        wm.REF_IS_NULL,
-        wm.REF_FUNC,
-        wm.TABLE_GROW,
-        wm.TABLE_SIZE,
-        wm.TABLE_FILL,
-    )
-)
-_REFERENCE_BLOCK_TYPES: Final = frozenset(
-    (wm.block_type_of_value(wm.FUNCREF), wm.block_type_of_value(wm.EXTERNREF))
-)
+def check_disabled_features(module: wm.WasmModule, version: InstrumenterVersion) -> None:
+    """Refuse, from the module's declarations, what ref-fvm's wasmtime and instrumenter refuse
+    about reference types; the instructions are the instrumentation's to refuse.
 
+    ref-fvm v2.12.1 and v3.13.3 build on wasmtime 36 without its ``gc`` feature: the
+    reference-types proposal is on, but GC types are off, so ``externref`` is invalid wherever
+    it appears (wasmparser ``WasmFeatures::GC_TYPES``). The Python binding accepts it, so this
+    check stands in (``externref`` block types are refused by the stack limiter, which reads
+    every block). Beyond that:
 
-def check_disabled_features(module: wm.WasmModule) -> None:
-    """Refuse what ref-fvm's wasmtime would refuse for the reference-types proposal being off.
-
-    The Python binding cannot switch that proposal off (see ``wasmtime_config``), so this check
-    stands in for it: reference-typed values, the table and reference instructions, typed
-    ``select``, more than one table and non-zero table indices. Everything else ref-fvm turns
-    off the binding's configuration refuses itself (or :mod:`fvm.engine.wasm_module` does).
+    * fvm-wasm-instrument 0.2.0 (network versions up to 17) reads modules with parity-wasm
+      0.42, which knows no reference-typed values (``ValueType``: numbers only) and reads only
+      element segments of flags 0 (flags 1 and 2 lack its elemkind byte, 3 to 7 are
+      ``InvalidSegmentFlags``);
+    * fvm-wasm-instrument 0.4.0 (network version 18 on) reads funcref values, tables and
+      element segments; a second table is the pooling allocator's to refuse.
     """
 
     def refuse(what: str) -> wm.WasmError:
-        return wm.WasmError(f"{what} needs the reference-types proposal, which ref-fvm disables")
+        return wm.WasmError(f"{what} is not loadable by ref-fvm (reference types)")
 
-    references = wm.REFERENCE_TYPES
-    for func_type in module.types:
-        if references.intersection(func_type.params + func_type.results):
-            raise refuse("a reference-typed parameter or result")
+    function_types = [value for t in module.types for value in t.params + t.results]
+    globals_ = [entry.desc for entry in module.imports if isinstance(entry.desc, wm.GlobalType)]
+    globals_ += [entry.type for entry in module.globals]
+    global_types = [global_type.value_type for global_type in globals_]
     tables = [entry.desc for entry in module.imports if isinstance(entry.desc, wm.TableType)]
     tables += module.tables
-    if len(tables) > 1:
-        raise refuse("more than one table")
-    if any(table.element_type != wm.FUNCREF for table in tables):
-        raise refuse("an externref table")
-    global_types = [entry.desc for entry in module.imports if isinstance(entry.desc, wm.GlobalType)]
-    global_types += [entry.type for entry in module.globals]
-    if any(global_type.value_type in references for global_type in global_types):
-        raise refuse("a reference-typed global")
-    for segment in module.elements:
-        if segment.table_index != 0 or segment.element_type != wm.FUNCREF:
-            raise refuse("an element segment for another table or type")
-        for expr in segment.expressions:
-            if wm.decode_const_expr(expr).opcodes[0] in _REFERENCE_TYPE_OPCODES:
-                raise refuse("a reference instruction")
-    for index, body in enumerate(module.code):
-        if references.intersection(value_type for _, value_type in body.locals):
-            raise refuse(f"a reference-typed local (function {index})")
-        decoded = wm.decode_instructions(body.code, f"defined function {index}")
-        for opcode, immediate in zip(decoded.opcodes, decoded.immediates, strict=True):
-            if opcode in _REFERENCE_TYPE_OPCODES:
-                raise refuse(f"{wm.opcode_name(opcode)} (function {index})")
-            if opcode == wm.CALL_INDIRECT or opcode == wm.TABLE_COPY or opcode == wm.TABLE_INIT:
-                assert isinstance(immediate, tuple)
-                table_indices = immediate[1:] if opcode != wm.TABLE_COPY else immediate
-                if any(table_index != 0 for table_index in table_indices):
-                    raise refuse(f"{wm.opcode_name(opcode)} on a table other than 0")
-            elif opcode in (wm.BLOCK, wm.LOOP, wm.IF) and immediate in _REFERENCE_BLOCK_TYPES:
-                raise refuse("a reference-typed block")
+    element_types = [table.element_type for table in tables]
+    element_types += [segment.element_type for segment in module.elements]
+    local_types = [value for body in module.code for _, value in body.locals]
+    if wm.EXTERNREF in (*function_types, *global_types, *element_types, *local_types):
+        raise refuse("externref (wasmtime without GC types)")
+    if version is InstrumenterVersion.V0_2_0:
+        if wm.FUNCREF in (*function_types, *global_types, *local_types):
+            raise refuse("a funcref value (parity-wasm)")
+        if any(segment.flags != 0 for segment in module.elements):
+            raise refuse("an element segment other than flags 0 (parity-wasm)")

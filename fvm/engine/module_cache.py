@@ -1,13 +1,15 @@
 """Compiled actor modules, cached in memory and on disk.
 
-ref-fvm's ``Engine`` (``fvm/src/engine.rs`` at ``fvm@v3.3.1``, ``fvm/src/machine/engine.rs`` at
-``fvm@v2.7.0``) keeps one wasmtime ``Module`` per code CID: it validates the raw module,
+ref-fvm's ``Engine`` (``fvm/src/engine/mod.rs`` at ``fvm@v3.13.3``, ``fvm/src/machine/engine.rs``
+at ``fvm@v2.12.1``) keeps one wasmtime ``Module`` per code CID: it validates the raw module,
 instruments it (stack limiter, then gas metering) and compiles the result, once per engine
-configuration. :class:`ModuleCache` does the same with :func:`fvm.engine.instrument_module` and a
-wasmtime engine configured from :class:`~fvm.engine.config.EngineConfig`, and additionally keeps
-the compiled machine code on disk (wasmtime ``Module.serialize``), so that a node restart does
-not pay for instrumentation and compilation again: for the whole actors v10 bundle that is 10-15
-seconds cold against 40-70 ms warm on the project machine (two cores).
+configuration; from v3 wasmtime's pooling allocator refuses, when compiling, modules beyond its
+limits (:func:`check_pooling_limits`). :class:`ModuleCache` does the same with
+:func:`fvm.engine.instrument_module` and a wasmtime engine configured from
+:class:`~fvm.engine.config.EngineConfig`, and additionally keeps the compiled machine code on
+disk (wasmtime ``Module.serialize``), so that a node restart does not pay for instrumentation
+and compilation again: for the whole actors v10 bundle that is 10-15 seconds cold against
+40-70 ms warm on the project machine (two cores).
 
 A disk entry is keyed by everything its contents depend on: the code CID, the wasmtime version,
 the instrumenter release and a digest of the instrumenter's source, the gas rules' cost table
@@ -37,7 +39,7 @@ from typing import Final
 import wasmtime
 
 from fvm.engine import wasm_module as wm
-from fvm.engine.config import EngineConfig, check_disabled_features
+from fvm.engine.config import EngineConfig, PoolingLimits, check_disabled_features
 from fvm.engine.instrument import instrument_module
 from store.cid import CID
 from store.errors import MalformedInput
@@ -46,6 +48,7 @@ CACHE_FORMAT: Final = 1
 _MAGIC: Final = b"fvm-node cwasm\x00\x01"
 _HEADER_LENGTH: Final = struct.Struct("<I")
 _FILE_SUFFIX: Final = ".cwasm"
+WASM_PAGE_SIZE: Final = 65536
 # The modules whose code decides the instrumented bytes; their source is part of the key.
 _INSTRUMENTATION_MODULES: Final = tuple(
     f"fvm.engine.{name}"
@@ -129,14 +132,46 @@ def configuration_key(config: EngineConfig) -> str:
         "gas_module": config.gas_module,
         "gas_counter_name": config.gas_counter_name,
         "wasmtime_settings": dataclasses.asdict(config.wasmtime),
+        "pooling": dataclasses.asdict(config.pooling) if config.pooling is not None else None,
     }
     return hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()
+
+
+def check_pooling_limits(module: wm.WasmModule, limits: PoolingLimits) -> None:
+    """Refuse a module wasmtime's pooling allocator cannot hold (its ``validate_module``):
+    more defined memories or tables than allowed, a memory whose minimum exceeds the instance
+    memory limit, a table whose minimum exceeds the element limit. Imported memories and tables
+    are not the allocator's (and never link in the FVM)."""
+    if len(module.memories) > limits.memories_per_module:
+        raise ModuleLoadError(
+            f"defined memories count of {len(module.memories)} exceeds the per-instance limit "
+            f"of {limits.memories_per_module}"
+        )
+    for index, memory in enumerate(module.memories):
+        minimum = memory.limits.minimum * WASM_PAGE_SIZE
+        if minimum > limits.max_memory_bytes:
+            raise ModuleLoadError(
+                f"memory index {index} has a minimum byte size of {minimum} which exceeds the "
+                f"limit of {limits.max_memory_bytes} bytes"
+            )
+    if len(module.tables) > limits.tables_per_module:
+        raise ModuleLoadError(
+            f"defined tables count of {len(module.tables)} exceeds the per-instance limit of "
+            f"{limits.tables_per_module}"
+        )
+    for index, table in enumerate(module.tables):
+        if table.limits.minimum > limits.table_elements:
+            raise ModuleLoadError(
+                f"table index {index} has a minimum element size of {table.limits.minimum} "
+                f"which exceeds the limit of {limits.table_elements}"
+            )
 
 
 def prepare(
     wasm: bytes, config: EngineConfig, engine: wasmtime.Engine
 ) -> tuple[bytes, ModuleLayout]:
-    """Validate ``wasm`` as ref-fvm's ``load_raw`` does and instrument it.
+    """Validate ``wasm`` as ref-fvm's ``load_raw`` does, check it against the pooling
+    allocator's limits (which wasmtime applies when ``load_raw`` compiles it) and instrument it.
 
     Raises :class:`ModuleLoadError` (or :class:`~fvm.engine.wasm_module.WasmError`) for code
     ref-fvm would refuse to load.
@@ -146,7 +181,9 @@ def prepare(
     except wasmtime.WasmtimeError as exc:
         raise ModuleLoadError(f"failed to validate actor wasm: {exc}") from None
     module = wm.decode_module(wasm)
-    check_disabled_features(module)
+    check_disabled_features(module, config.instrumenter)
+    if config.pooling is not None:
+        check_pooling_limits(module, config.pooling)
     layout = ModuleLayout.of(module)
     instrument_module(
         module,

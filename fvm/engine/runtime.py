@@ -23,9 +23,10 @@ A port of how ref-fvm executes one actor invocation (``send_resolved`` in
   :class:`Returned`, :class:`Exited` (the actor exited, or wasm trapped:
   ``SYS_ILLEGAL_INSTRUCTION``), :class:`RanOutOfGas` or :class:`Failed` (fatal).
 
-The three ref-fvm generations differ in what instantiation charges and how its failures count
-(see :meth:`Invocation.instantiate`), in how execution gas is computed (v2 has no memory
-accounting) and in the syscall set (:mod:`fvm.syscalls.abi`). From v3 the memory of the whole
+The ref-fvm generations differ in what instantiation charges and how its failures count
+(the engine configuration's ``meters_instantiation``, see :meth:`Invocation.instantiate`), in
+how execution gas is computed (v2 has no memory accounting) and in the syscall set
+(:mod:`fvm.syscalls.abi`). From v3 the memory of the whole
 call stack is limited (2 GiB) as well as each instance's (512 MiB); :class:`MemoryLimiter` is
 ref-fvm's ``DefaultMemoryLimiter`` and the instance limit is enforced through the store's
 limits, which give exactly the reference's answers because an actor's memory can only grow
@@ -676,13 +677,14 @@ class Invocation(Generic[KernelT]):
     # -- instantiation and invocation ---------------------------------------------------------
 
     def instantiate(self, compiled: CompiledModule) -> wasmtime.Instance:
-        """ref-fvm ``Engine::instantiate`` for this generation.
+        """ref-fvm ``Engine::instantiate`` (``get_instance`` in v2) for this engine.
 
-        v2: nothing is charged; any failure is fatal. v3: the module's initial memory (and a
-        table exported as ``table``) is charged first, a link failure is fatal and any other
-        instantiation failure (a trap in a start function, memory limits) exits with
-        ``SYS_ILLEGAL_INSTRUCTION``. v4: as v3, but the gas global is set before instantiating
-        and execution gas charged after it.
+        With ``meters_instantiation`` (v3.13.3 and v4): the module's initial memory (and a
+        table exported as ``table``) is charged first, a link failure is fatal, the gas global
+        is set before instantiating (a start function runs on the message's gas) and what ran
+        is charged afterwards; any other instantiation failure (a trap in a start function,
+        memory limits) exits with ``SYS_ILLEGAL_INSTRUCTION``. Without (v2): nothing is
+        charged, the gas global is still 0 and any failure is fatal.
 
         Raises :class:`AbortExit`, :class:`FatalError` or
         :class:`~fvm.gas.gas_tracker.OutOfGas`.
@@ -690,13 +692,13 @@ class Invocation(Generic[KernelT]):
         if self.instance is not None:
             raise RuntimeMisuse("an invocation instantiates one module")
         runtime = self.runtime
-        generation = runtime.generation
+        metered = runtime.config.meters_instantiation
         facts = runtime.facts(compiled)
-        if generation is not AbiGeneration.V2:
+        if metered:
             self._charge_for_init(facts)
         if facts.link_problem is not None:
             raise FatalError(f"failed to link actor module: {facts.link_problem}")
-        if generation is AbiGeneration.V4:
+        if metered:
             self.update_gas_available()
         try:
             if self.limiter is not None:
@@ -713,18 +715,16 @@ class Invocation(Generic[KernelT]):
             # ref-fvm does not look into a trap raised while instantiating (a start function's
             # syscall aborting included): the kind of failure alone decides.
             self.pending_abort = None
-            if generation is AbiGeneration.V2:
+            if not metered:
                 raise FatalError(f"failed to instantiate actor: {exc}") from None
-            if generation is AbiGeneration.V4:
-                self.charge_for_exec()
-                message = f"failed to instantiate module: {exc}"
-            else:
-                message = f"actor initialization failed: {exc}"
-            raise AbortExit(ExitCode.SYS_ILLEGAL_INSTRUCTION, message) from None
+            self.charge_for_exec()
+            raise AbortExit(
+                ExitCode.SYS_ILLEGAL_INSTRUCTION, f"failed to instantiate module: {exc}"
+            ) from None
         self.instance = instance
         self.exports = instance.exports(self.store)
         self._attach_memory(compiled)
-        if generation is AbiGeneration.V4:
+        if metered:
             self.charge_for_exec()
         return instance
 
@@ -755,7 +755,11 @@ class Invocation(Generic[KernelT]):
         self.gas.charge_gas("wasm_memory_init", self.prices.init_memory_gas(min_memory_bytes))
 
     def _limit_memory(self, compiled: CompiledModule) -> None:
-        """Cap the store's linear memory where ref-fvm's pooling allocator and limiter would."""
+        """Cap the store's linear memory and tables where ref-fvm's pooling allocator and
+        limiter would. (A table's growth is not accounted to the limiter: wasmtime's binding
+        cannot see a table the module does not export. It would only change how execution gas
+        is labelled, and the call stack's limit within 160 kB (20 000 elements) per instance of
+        2 GiB.)"""
         assert self.limiter is not None
         headroom = self.limiter.max_memory_bytes - self.limiter.memory_used()
         headroom -= compiled.layout.table_elements * TABLE_ELEMENT_BYTES
@@ -764,7 +768,12 @@ class Invocation(Generic[KernelT]):
             headroom = min(headroom, instance_limit)
         if headroom < 0:
             raise _MemoryExhausted("the module's tables exceed the memory limit")
-        self.store.set_limits(memory_size=headroom)
+        pooling = self.runtime.config.pooling
+        if pooling is None:
+            self.store.set_limits(memory_size=headroom)
+        else:
+            # A pooled table never holds more than the pool's elements: table.grow returns -1.
+            self.store.set_limits(memory_size=headroom, table_elements=pooling.table_elements)
 
     def _invoke_export(self) -> wasmtime.Func:
         """The ``invoke`` export, which must be ``(i32) -> i32`` (ref-fvm ``get_typed_func``)."""

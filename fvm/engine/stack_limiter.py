@@ -19,7 +19,9 @@ The two releases differ where they are faithfully reproduced here:
 * 0.2.0 counts a function's locals (the sum of the local declarations' counts); 0.4.0 counts
   the number of local *declaration groups* (wasmparser's ``LocalsReader::get_count``).
 * 0.2.0 (parity-wasm with the ``bulk`` feature only) cannot read sign-extension,
-  saturating-truncation, reference-type or table instructions, so modules using them fail.
+  saturating-truncation, reference-type or table instructions, reference-typed blocks or a
+  ``call_indirect`` on a table other than 0 (``InvalidTableReference``), so modules using them
+  fail; 0.4.0 refuses typed ``select`` and ``ref.null``/``ref.is_null``/``ref.func``.
 
 Quirks both share and that therefore stay: ``else`` neither resets the height nor the
 then-branch's "unreachable" state; popping from a frame whose height is exactly its start
@@ -76,6 +78,16 @@ _UNREADABLE_V0_2: Final = frozenset(
 )
 # What fvm-wasm-instrument 0.4.0's ``max_height::compute`` refuses.
 _REFUSED_V0_4: Final = frozenset((wm.SELECT_TYPED, wm.REF_NULL, wm.REF_IS_NULL, wm.REF_FUNC))
+
+
+# Block types refused: parity-wasm (0.2.0) reads numeric block types only; with 0.4.0 an
+# externref block stands for wasmtime 36 refusing GC types (see ``check_disabled_features``).
+_REFUSED_BLOCK_TYPES: Final = {
+    InstrumenterVersion.V0_2_0: frozenset(
+        (wm.block_type_of_value(wm.FUNCREF), wm.block_type_of_value(wm.EXTERNREF))
+    ),
+    InstrumenterVersion.V0_4_0: frozenset((wm.block_type_of_value(wm.EXTERNREF),)),
+}
 
 
 def unsupported_opcodes(version: InstrumenterVersion) -> frozenset[int]:
@@ -159,6 +171,8 @@ def max_stack_height(
         return index
 
     effects = _EFFECTS_BY_VERSION[version]
+    refused_blocks = _REFUSED_BLOCK_TYPES[version]
+    v04 = version is InstrumenterVersion.V0_4_0
     immediates = code.immediates
     height = ACTIVATION_FRAME_COST
     max_height = 0
@@ -202,6 +216,8 @@ def max_stack_height(
             height = pop(height, arity, position)
             height = pop(height, 1, position) + arity
         elif opcode == wm.BLOCK or opcode == wm.LOOP or opcode == wm.IF:
+            if immediates[position] in refused_blocks:
+                raise fail("a reference-typed block is not supported", position)
             arity = 0 if immediates[position] == wm.BLOCK_EMPTY else 1
             if opcode == wm.IF:
                 height = pop(height, 1, position)
@@ -229,6 +245,8 @@ def max_stack_height(
             assert isinstance(immediate, tuple)
             type_index = immediate[0]
             assert isinstance(type_index, int)
+            if not v04 and immediate[1] != 0:
+                raise fail("call_indirect on a table other than 0", position)
             if type_index >= len(type_arities):
                 raise fail("type not found", position)
             params, results = type_arities[type_index]
