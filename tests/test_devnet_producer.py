@@ -1,0 +1,262 @@
+"""The devnet producer on a real devnet genesis (v10 bundle, real FVM, real signatures).
+
+Blocks carrying secp256k1 and BLS transfers from genesis-funded keys, with a null round, are
+produced on one LMDB chain store; a second store fed the same blocks through its own pipeline
+reaches the same head with the same state and receipts roots at every tipset.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from chainsync.chain_store import ChainStore
+from chainsync.chain_types import FullBlock, TipSet
+from chainsync.devnet_beacon import MockBeacon
+from chainsync.messages_root import load_receipts
+from chainsync.tipset_pipeline import TipsetPipeline, devnet_pipeline
+from config.networks import NetworkPreset, devnet_preset
+from fvm.address import Address
+from fvm.bundle import Bundle, load_bundle
+from fvm.message import Message, SignedMessage
+from fvm.receipt import ExitCode
+from fvm.signature import SignatureType
+from fvm.state_tree import StateTree
+from fvm.token import FILECOIN_PRECISION
+from node.devnet.genesis import (
+    DevnetGenesis,
+    DevnetGenesisSpec,
+    build_devnet_genesis,
+    write_genesis_car,
+)
+from node.devnet.keys import Key, KeyType
+from node.devnet.producer import DevnetProducer, ProducerError, head_state_view
+from node.message_pool import MessagePool
+from store.blockstore import MemoryBlockstore
+from store.chain_index import ExecutionResult
+from store.lmdb_blockstore import LmdbBlockstore
+
+ALICE = Key.generate(KeyType.SECP256K1, b"producer alice")
+BOB = Key.generate(KeyType.BLS, b"producer bob")
+OWNER = Key.generate(KeyType.SECP256K1, b"producer owner")
+WORKER = Key.generate(KeyType.BLS, b"producer worker")
+BALANCE = 1_000 * FILECOIN_PRECISION
+GENESIS_TIME = 1_700_000_000
+NETWORK = "fvm-node-producer"
+
+
+@pytest.fixture(scope="module")
+def bundle(actors_dir: Path) -> Bundle:
+    return load_bundle(actors_dir / "v10.tar.zst", network="devnet")
+
+
+@pytest.fixture(scope="module")
+def genesis(bundle: Bundle) -> DevnetGenesis:
+    spec = DevnetGenesisSpec(
+        network_name=NETWORK,
+        timestamp=GENESIS_TIME,
+        accounts=[(ALICE, BALANCE), (BOB, BALANCE)],
+        miner_owner=OWNER,
+        miner_worker=WORKER,
+        verifreg_root=Key.generate(KeyType.SECP256K1, b"producer root"),
+        remainder_owner=Key.generate(KeyType.SECP256K1, b"producer remainder"),
+    )
+    return build_devnet_genesis(spec, bundle, MemoryBlockstore())
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory, genesis: DevnetGenesis) -> Path:
+    directory = tmp_path_factory.mktemp("devnet")
+    write_genesis_car(directory / "genesis.car", genesis)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def preset(data_dir: Path, genesis: DevnetGenesis) -> NetworkPreset:
+    return devnet_preset(data_dir, genesis_cid=genesis.cid, network_name=NETWORK)
+
+
+def open_node(
+    path: Path, data_dir: Path, preset: NetworkPreset, bundle: Bundle, genesis: DevnetGenesis
+) -> TipsetPipeline:
+    store = ChainStore(LmdbBlockstore(path, map_size=1 << 30))
+    store.load_genesis(data_dir / "genesis.car")
+    return devnet_pipeline(store, preset, bundle, genesis.miner)
+
+
+def transfer(key: Key, to: Address, nonce: int, value: int = FILECOIN_PRECISION) -> SignedMessage:
+    message = Message(
+        to=to,
+        from_=key.address,
+        sequence=nonce,
+        value=value,
+        gas_limit=30_000_000,
+        gas_fee_cap=10**9,
+        gas_premium=10**5,
+    )
+    return key.sign_message(message)
+
+
+def balance(pipeline: TipsetPipeline, address: Address) -> int:
+    tree = StateTree(pipeline.chain_store.blockstore, pipeline.execute_head().state_root)
+    actor = tree.get_actor(address)
+    assert actor is not None
+    return actor.balance
+
+
+def chain_of(pipeline: TipsetPipeline) -> list[TipSet]:
+    """The head's chain from genesis."""
+    store = pipeline.chain_store
+    tipsets = [pipeline.head()]
+    while tipsets[-1].height > 0:
+        tipsets.append(store.get_tipset(tipsets[-1].parents))
+    return tipsets[::-1]
+
+
+@pytest.fixture(scope="module")
+def produced(
+    tmp_path_factory: pytest.TempPathFactory,
+    data_dir: Path,
+    preset: NetworkPreset,
+    bundle: Bundle,
+    genesis: DevnetGenesis,
+) -> tuple[TipsetPipeline, list[FullBlock], list[SignedMessage]]:
+    """Epochs 1, 2, 3, 5, 6, 7 (4 is a null round) with four transfers."""
+    pipeline = open_node(
+        tmp_path_factory.mktemp("producer") / "chain", data_dir, preset, bundle, genesis
+    )
+    pool = MessagePool(head_state_view(pipeline))
+    producer = DevnetProducer(pipeline, pool, genesis.miner, WORKER)
+    first = [
+        transfer(ALICE, BOB.address, 0),
+        transfer(BOB, ALICE.address, 0, 2 * FILECOIN_PRECISION),
+    ]
+    later = [
+        transfer(ALICE, BOB.address, 1, 3 * FILECOIN_PRECISION),
+        transfer(BOB, ALICE.address, 1),
+    ]
+    for signed in first:
+        pool.add(signed, local=True)
+    blocks = [producer.produce(), producer.produce()]
+    for signed in later:
+        pool.add(signed, local=True)
+    blocks.append(producer.produce())
+    blocks.extend(producer.produce(epoch) for epoch in (5, 6, 7))
+    return pipeline, blocks, first + later
+
+
+def test_blocks_carry_the_pool_messages_bls_unsigned_and_aggregated(
+    produced: tuple[TipsetPipeline, list[FullBlock], list[SignedMessage]],
+) -> None:
+    pipeline, blocks, sent = produced
+    assert [block.header.height for block in blocks] == [1, 2, 3, 5, 6, 7]
+    first, _, third = blocks[0], blocks[1], blocks[2]
+    assert [signed.cid() for signed in first.secpk_messages] == [sent[0].cid()]
+    assert [message.cid() for message in first.bls_messages] == [sent[1].message.cid()]
+    assert first.header.bls_aggregate is not None
+    assert first.header.bls_aggregate.sig_type is SignatureType.BLS
+    assert first.header.bls_aggregate.data == sent[1].signature.data
+    assert [signed.cid() for signed in third.secpk_messages] == [sent[2].cid()]
+    assert [message.cid() for message in third.bls_messages] == [sent[3].message.cid()]
+    assert all(not block.bls_messages and not block.secpk_messages for block in blocks[3:])
+    assert pipeline.chain_store.get_block_messages(first.header) == (
+        [sent[1].message],
+        [sent[0]],
+    )
+
+
+def test_headers_follow_the_devnet_rules(
+    produced: tuple[TipsetPipeline, list[FullBlock], list[SignedMessage]],
+    genesis: DevnetGenesis,
+    preset: NetworkPreset,
+) -> None:
+    pipeline, blocks, _ = produced
+    beacon = MockBeacon()
+    for block in blocks:
+        header = block.header
+        assert header.miner == genesis.miner
+        assert header.timestamp == GENESIS_TIME + header.height * preset.block_delay_secs
+        assert header.election_proof is not None and header.election_proof.win_count == 1
+        assert header.fork_signaling == 0
+    # weight: 256 per block, genesis included
+    assert [block.header.parent_weight for block in blocks] == [256, 512, 768, 1024, 1280, 1536]
+    assert pipeline.weight(pipeline.head()) == 7 * 256
+    # the block after the null round carries the beacon entries of epochs 4 and 5
+    assert blocks[3].header.beacon_entries == (beacon.entry(104), beacon.entry(105))
+    assert blocks[1].header.beacon_entries == (beacon.entry(102),)
+    # an empty genesis lowers the base fee by the most a tipset can: 1/8
+    assert genesis.header.parent_base_fee == 100_000_000
+    assert blocks[0].header.parent_base_fee == 87_500_000
+
+
+def test_transfers_are_applied_with_success_receipts(
+    produced: tuple[TipsetPipeline, list[FullBlock], list[SignedMessage]],
+) -> None:
+    pipeline, blocks, _ = produced
+    store = pipeline.chain_store.blockstore
+    receipts_after_1 = load_receipts(store, blocks[1].header.parent_message_receipts)
+    receipts_after_3 = load_receipts(store, blocks[3].header.parent_message_receipts)
+    assert [r.exit_code for r in receipts_after_1] == [ExitCode.OK, ExitCode.OK]
+    assert [r.exit_code for r in receipts_after_3] == [ExitCode.OK, ExitCode.OK]
+    assert all(receipt.gas_used > 0 for receipt in receipts_after_1 + receipts_after_3)
+    alice = balance(pipeline, ALICE.address)
+    bob = balance(pipeline, BOB.address)
+    # Alice sent 1 + 3 FIL and received 2 + 1; Bob the reverse; both paid gas.
+    gas_bound = FILECOIN_PRECISION // 100
+    assert BALANCE - FILECOIN_PRECISION - gas_bound < alice < BALANCE - FILECOIN_PRECISION
+    assert BALANCE + FILECOIN_PRECISION - gas_bound < bob < BALANCE + FILECOIN_PRECISION
+
+
+def test_second_store_replays_to_the_same_roots_at_every_epoch(
+    produced: tuple[TipsetPipeline, list[FullBlock], list[SignedMessage]],
+    tmp_path: Path,
+    data_dir: Path,
+    preset: NetworkPreset,
+    bundle: Bundle,
+    genesis: DevnetGenesis,
+) -> None:
+    producer_pipeline, blocks, _ = produced
+    executed: list[int] = []
+    syncer = open_node(tmp_path / "syncer", data_dir, preset, bundle, genesis)
+    syncer.on_execute = lambda tipset, result, seconds: executed.append(tipset.height)
+    outcomes = syncer.accept([[block] for block in blocks])
+
+    assert [outcome.became_head for outcome in outcomes] == [True] * 6
+    assert [o.executed.height if o.executed else None for o in outcomes] == [
+        None,
+        1,
+        2,
+        3,
+        5,
+        6,
+    ]
+    assert [outcome.messages_applied for outcome in outcomes] == [0, 2, 0, 2, 0, 0]
+    assert outcomes[1].gas_used > 0 and outcomes[1].apply_seconds > 0
+    assert executed == [1, 2, 3, 5, 6]
+    assert syncer.head().key == producer_pipeline.head().key
+    assert syncer.execute_head() == producer_pipeline.execute_head()
+    producer_chain = chain_of(producer_pipeline)
+    assert [tipset.height for tipset in producer_chain] == [0, 1, 2, 3, 5, 6, 7]
+    assert chain_of(syncer) == producer_chain
+    for tipset in producer_chain:
+        key = tipset.key.to_bytes()
+        mine = producer_pipeline.chain_store.index.execution_result(key)
+        theirs = syncer.chain_store.index.execution_result(key)
+        assert isinstance(mine, ExecutionResult)
+        assert mine == theirs
+    assert syncer.chain_store.tipset_at_height(4).height == 5
+
+
+def test_producing_at_or_below_the_head_is_refused(
+    produced: tuple[TipsetPipeline, list[FullBlock], list[SignedMessage]],
+    genesis: DevnetGenesis,
+) -> None:
+    pipeline, _, _ = produced
+    producer = DevnetProducer(
+        pipeline, MessagePool(head_state_view(pipeline)), genesis.miner, WORKER
+    )
+    with pytest.raises(ProducerError):
+        producer.produce(pipeline.head().height)
+    with pytest.raises(ProducerError):
+        DevnetProducer(pipeline, MessagePool(head_state_view(pipeline)), genesis.miner, OWNER)
