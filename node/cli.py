@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import click
 
+from node.node_commands import devnet_group, run_command
 from store.errors import FvmNodeError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -109,3 +110,7 @@ def conformance(paths: tuple[Path, ...], actors_dir: Path | None) -> None:
     summary = run_conformance(paths, actors_dir, click.echo)
     if summary.failed:
         sys.exit(1)
+
+
+main.add_command(run_command)
+main.add_command(devnet_group)
