@@ -14,9 +14,9 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
+# A devnet producer, a syncing node and the load generator on loopback; Ctrl-C stops them.
 run: $(BIN)/.installed
-	$(BIN)/fvm-node inspect genesis $(SHARED)/genesis/mainnet.car.zst
-	$(BIN)/fvm-node inspect state $(SHARED)/genesis/mainnet.car.zst --verify
+	FVM_NODE_SHARED=$(SHARED) $(BIN)/fvm-node devnet demo --dir .devnet
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

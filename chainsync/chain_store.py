@@ -15,6 +15,7 @@ tipset before it.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
@@ -68,7 +69,9 @@ class ChainStore:
     def __init__(self, blockstore: LmdbBlockstore, index: ChainIndex | None = None) -> None:
         self.blockstore = blockstore
         self.index = ChainIndex(blockstore) if index is None else index
+        # Read by the event loop (chain-exchange server, hello) while the sync thread writes.
         self._tipsets: OrderedDict[TipSetKey, TipSet] = OrderedDict()
+        self._tipsets_lock = threading.Lock()
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -165,10 +168,11 @@ class ChainStore:
 
     def get_tipset(self, key: TipSetKey) -> TipSet:
         """The tipset whose blocks ``key`` names (Lotus ``LoadTipSet``)."""
-        cached = self._tipsets.get(key)
-        if cached is not None:
-            self._tipsets.move_to_end(key)
-            return cached
+        with self._tipsets_lock:
+            cached = self._tipsets.get(key)
+            if cached is not None:
+                self._tipsets.move_to_end(key)
+                return cached
         if key.is_empty():
             raise TipSetNotFound(key, "the empty key names no tipset")
         headers = []
@@ -178,9 +182,7 @@ class ChainStore:
                 raise TipSetNotFound(key, f"block {cid} is missing")
             headers.append(BlockHeader.decode(raw, str(cid)))
         tipset = TipSet(headers)
-        self._remember(tipset)
-        if tipset.key != key:
-            self._tipsets[key] = tipset
+        self._remember(tipset, alias=key)
         return tipset
 
     def get_block_messages(self, header: BlockHeader) -> tuple[list[Message], list[SignedMessage]]:
@@ -225,8 +227,11 @@ class ChainStore:
             return current
         return self.get_tipset(current.parents)
 
-    def _remember(self, tipset: TipSet) -> None:
-        self._tipsets[tipset.key] = tipset
-        self._tipsets.move_to_end(tipset.key)
-        while len(self._tipsets) > TIPSET_CACHE_SIZE:
-            self._tipsets.popitem(last=False)
+    def _remember(self, tipset: TipSet, alias: TipSetKey | None = None) -> None:
+        with self._tipsets_lock:
+            self._tipsets[tipset.key] = tipset
+            self._tipsets.move_to_end(tipset.key)
+            if alias is not None and alias != tipset.key:
+                self._tipsets[alias] = tipset
+            while len(self._tipsets) > TIPSET_CACHE_SIZE:
+                self._tipsets.popitem(last=False)

@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 import click
 
 from node.node_commands import devnet_group, run_command
+from node.replay_command import replay_command
+from node.snapshot_commands import export_command, import_command
 from store.errors import FvmNodeError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -114,3 +116,6 @@ def conformance(paths: tuple[Path, ...], actors_dir: Path | None) -> None:
 
 main.add_command(run_command)
 main.add_command(devnet_group)
+main.add_command(import_command)
+main.add_command(export_command)
+main.add_command(replay_command)

@@ -254,3 +254,50 @@ def devnet_load(root: Path, peer: str, count: int, rate: float) -> None:
         click.echo(summary.describe())
 
     _run_trio(main)
+
+
+@devnet_group.command("demo")
+@click.option(
+    "--dir",
+    "root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".devnet"),
+    show_default=True,
+    help="Devnet directory (re-initialised).",
+)
+@click.option("--block-time", default=2, show_default=True, help="Seconds per epoch.")
+@click.option("--producer-metrics", default=9101, show_default=True, help="Producer port.")
+@click.option(
+    "--metrics",
+    "follower_metrics",
+    default=9102,
+    show_default=True,
+    help="Syncing node's metrics port.",
+)
+@click.option("--messages", default=60, show_default=True, help="Messages the load submits.")
+@click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
+def devnet_demo(
+    root: Path,
+    block_time: int,
+    producer_metrics: int,
+    follower_metrics: int,
+    messages: int,
+    duration: float | None,
+) -> None:
+    """A producer, a syncing node and the load generator on loopback, with metrics."""
+    from node.devnet.demo import DemoError, run_demo
+
+    try:
+        run_demo(
+            root,
+            block_time=block_time,
+            producer_metrics=producer_metrics,
+            follower_metrics=follower_metrics,
+            messages=messages,
+            duration=duration,
+            echo=click.echo,
+        )
+    except KeyboardInterrupt:
+        click.echo("stopped", err=True)
+    except (DemoError, FvmNodeError, OSError) as exc:
+        _fail(exc)

@@ -102,13 +102,13 @@ class _ConnectionNotifee(INotifee):
     async def connected(self, network: INetwork, conn: INetConn) -> None:
         try:
             self._connected.send_nowait(conn.muxed_conn.peer_id)
-        except (trio.WouldBlock, trio.ClosedResourceError):
+        except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
             logger.warning("connection event dropped for %s", conn.muxed_conn.peer_id)
 
     async def disconnected(self, network: INetwork, conn: INetConn) -> None:
         try:
             self._disconnected.send_nowait(conn.muxed_conn.peer_id)
-        except (trio.WouldBlock, trio.ClosedResourceError):
+        except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
             logger.warning("disconnection event dropped for %s", conn.muxed_conn.peer_id)
 
     async def opened_stream(self, network: INetwork, stream: INetStream) -> None:

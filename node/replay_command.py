@@ -1,0 +1,155 @@
+"""``fvm-node replay``: re-execute stored tipsets and check them against the chain.
+
+The command is :func:`chainsync.replay.replay_range` with a line per epoch (``epoch E OK`` /
+``epoch E MISMATCH state <computed> != <expected>``), a summary line (epochs, mismatches, gas,
+gas/s, seconds) and the exit status an operator's script can test: 0 when every epoch agrees,
+1 on any mismatch or failed execution, 2 for bad arguments or data it cannot open (one line on
+stderr, as every ``fvm-node`` command reports errors). With ``--metrics HOST:PORT`` the
+replay counters (``NodeMetrics.on_replay_epoch``) are served while it runs.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import sys
+from pathlib import Path
+from typing import IO, Any
+
+import click
+import lmdb
+
+from chainsync.replay import EpochResult, replay_range
+from metrics.exporter import MetricsExporter
+from metrics.node_metrics import NodeMetrics
+from store.errors import FvmNodeError
+
+EXIT_MISMATCH = 1
+EXIT_USAGE = 2
+
+
+class _OneLineUsageError(click.UsageError):
+    """A usage error shown as a single ``error: …`` line (no usage banner)."""
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True, file=file)
+
+
+class _OneLineCommand(click.Command):
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            raise _OneLineUsageError(exc.format_message(), ctx) from None
+
+
+def parse_host_port(text: str) -> tuple[str, int]:
+    """``host:port`` (``[v6]:port``) to its parts; :class:`click.BadParameter` otherwise."""
+    host, sep, port_text = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise click.BadParameter(f"{text!r} is not HOST:PORT", param_hint="--metrics")
+    return host, int(port_text)
+
+
+def _metrics_option(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> tuple[str, int] | None:
+    return None if value is None else parse_host_port(value)
+
+
+def _node_version() -> str:
+    try:
+        return importlib.metadata.version("fvm-node")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+@click.command("replay", cls=_OneLineCommand)
+@click.option(
+    "--data",
+    "data_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Node data directory (its chain/ LMDB store is opened read-only).",
+)
+@click.option("--from", "start", required=True, type=click.IntRange(min=0), help="First height.")
+@click.option("--to", "end", required=True, type=click.IntRange(min=0), help="Last height.")
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Processes to split the range over.",
+)
+@click.option(
+    "--report",
+    "report_dir",
+    default=None,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write mismatch reports (epoch-<E>/) and replay.json here.",
+)
+@click.option("--network", default="devnet", show_default=True, help="Network preset.")
+@click.option(
+    "--actors",
+    "actors_dir",
+    default=None,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Folder of builtin-actors bundles (vN.tar.zst).",
+)
+@click.option(
+    "--metrics",
+    "metrics_address",
+    default=None,
+    callback=_metrics_option,
+    help="Serve metrics on HOST:PORT.",
+)
+def replay_command(
+    data_dir: Path,
+    start: int,
+    end: int,
+    workers: int,
+    report_dir: Path | None,
+    network: str,
+    actors_dir: Path | None,
+    metrics_address: tuple[str, int] | None,
+) -> None:
+    """Re-execute the stored tipsets at heights FROM..TO and compare their results with what
+    the chain records."""
+    if end < start:
+        raise _OneLineUsageError(f"--to {end} is below --from {start}")
+    if not data_dir.is_dir():
+        raise _OneLineUsageError(f"data directory {data_dir} does not exist")
+
+    def show(result: EpochResult) -> None:
+        click.echo(result.line())
+        if result.report is not None:
+            click.echo(f"  report: {result.report}")
+
+    metrics = NodeMetrics(version=_node_version(), network=network)
+    exporter = None
+    try:
+        if metrics_address is not None:
+            exporter = MetricsExporter(metrics.registry, *metrics_address)
+            exporter.start()
+            click.echo(f"metrics on {exporter.url}")
+        summary = replay_range(
+            data_dir,
+            start,
+            end,
+            workers=workers,
+            report_dir=report_dir,
+            metrics=metrics,
+            network=network,
+            actors_dir=actors_dir,
+            on_epoch=show,
+        )
+    except (FvmNodeError, OSError, lmdb.Error) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    finally:
+        if exporter is not None:
+            exporter.stop()
+    click.echo(summary.line())
+    if not summary.ok:
+        sys.exit(EXIT_MISMATCH)
