@@ -276,6 +276,15 @@ def _host_port(raw: _Raw) -> HostPort:
     return HostPort(host, int(port_text))
 
 
+def parse_host_port(text: str) -> HostPort:
+    """``host:port`` (``[v6 address]:port``) as the ``metrics`` setting reads it, for commands
+    that take an endpoint outside the settings; ValueError names what is wrong."""
+    try:
+        return _host_port(_Raw(text, "argument", True, Path.cwd()))
+    except _Invalid as exc:
+        raise ValueError(str(exc)) from None
+
+
 # Every setting by dotted key, in the order describe_settings lists them.
 _PARSERS: Final[dict[str, Parser]] = {
     "network": _choice(tuple(PRESETS)),

@@ -19,6 +19,7 @@ import click
 import lmdb
 
 from chainsync.replay import EpochResult, replay_range
+from config.settings import parse_host_port
 from metrics.exporter import MetricsExporter
 from metrics.node_metrics import NodeMetrics
 from store.errors import FvmNodeError
@@ -42,20 +43,17 @@ class _OneLineCommand(click.Command):
             raise _OneLineUsageError(exc.format_message(), ctx) from None
 
 
-def parse_host_port(text: str) -> tuple[str, int]:
-    """``host:port`` (``[v6]:port``) to its parts; :class:`click.BadParameter` otherwise."""
-    host, sep, port_text = text.rpartition(":")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise click.BadParameter(f"{text!r} is not HOST:PORT", param_hint="--metrics")
-    return host, int(port_text)
-
-
 def _metrics_option(
     ctx: click.Context, param: click.Parameter, value: str | None
 ) -> tuple[str, int] | None:
-    return None if value is None else parse_host_port(value)
+    if value is None:
+        return None
+    try:
+        endpoint = parse_host_port(value)
+    except ValueError as exc:
+        message = f"{value!r} is not HOST:PORT: {exc}"
+        raise click.BadParameter(message, param_hint="--metrics") from None
+    return endpoint.host, endpoint.port
 
 
 def _node_version() -> str:
