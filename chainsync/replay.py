@@ -54,6 +54,7 @@ from chainsync.state_diff import StateDiff, diff_state_trees, render
 from chainsync.tipset_execution import ExecutionConfig, TipsetResult, apply_full_blocks
 from config.bundles import actors_search_path, load_network_bundle
 from config.networks import DEVNET_BLOCK_DELAY_SECS, NetworkPreset, UnknownNetwork, preset
+from config.settings import CHAIN_DIR
 from fvm.bundle import Bundle
 from fvm.executor import ApplyRet
 from fvm.invocation import ActorInvoker
@@ -68,7 +69,6 @@ from store.cid import CID
 from store.errors import FvmNodeError
 from store.lmdb_blockstore import LmdbBlockstore
 
-CHAIN_DIR: Final = "chain"
 LMDB_DATA_FILE: Final = "data.mdb"
 REPORT_FILE: Final = "report.json"
 SUMMARY_FILE: Final = "summary.txt"

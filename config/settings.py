@@ -276,6 +276,10 @@ def _host_port(raw: _Raw) -> HostPort:
     return HostPort(host, int(port_text))
 
 
+CHAIN_DIR: Final = "chain"
+"""The LMDB chain store's folder inside a node's ``data_dir`` (node, import, export, replay)."""
+
+
 def parse_host_port(text: str) -> HostPort:
     """``host:port`` (``[v6 address]:port``) as the ``metrics`` setting reads it, for commands
     that take an endpoint outside the settings; ValueError names what is wrong."""

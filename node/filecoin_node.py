@@ -64,7 +64,7 @@ from chainsync.syncer import Syncer
 from chainsync.tipset_pipeline import TipsetPipeline, devnet_pipeline
 from config.bundles import actors_search_path, load_network_bundle
 from config.networks import NetworkPreset, expected_epoch
-from config.settings import NodeSettings, describe_settings, resolve_preset
+from config.settings import CHAIN_DIR, NodeSettings, describe_settings, resolve_preset
 from fvm.address import Address
 from fvm.message import Message, SignedMessage
 from fvm.network_version import actors_version_for
@@ -101,7 +101,6 @@ from store.lmdb_blockstore import LmdbBlockstore
 
 logger = logging.getLogger(__name__)
 
-CHAIN_DIR: Final = "chain"
 UPDATE_INTERVAL_SECONDS: Final = 1.0
 # A gossiped block's missing messages are asked of its forwarder within this time (the topic
 # validator itself has five seconds).

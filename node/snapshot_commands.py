@@ -3,7 +3,8 @@ Forest exchange (roots = the head tipset's block CIDs), as :mod:`node.snapshot_i
 :mod:`node.snapshot_export` read and write them.
 
 The data directory comes from ``--data``, else from the settings (``FVM_NODE_DATA_DIR``, then
-the network's default folder), so an import lands where ``fvm-node run`` will look. Bad files
+the network's default folder); the store is its ``chain/`` folder, where ``fvm-node run`` and
+``fvm-node replay`` look. Bad files
 end in one ``error:`` line naming the offset or block, exit status 2, with the store unchanged.
 """
 
@@ -17,7 +18,7 @@ import click
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
 from chainsync.chain_store import ChainStore
-from config.settings import SettingsError, load_settings
+from config.settings import CHAIN_DIR, SettingsError, load_settings
 from node.snapshot_export import ExportProgress, export_snapshot
 from node.snapshot_import import ImportProgress, import_snapshot
 from store.errors import FvmNodeError
@@ -53,7 +54,7 @@ def import_command(file: Path, data: Path | None, network: str | None) -> None:
     size = file.stat().st_size
     try:
         with (
-            LmdbBlockstore(data_dir) as blockstore,
+            LmdbBlockstore(data_dir / CHAIN_DIR) as blockstore,
             Progress(
                 TextColumn("importing"),
                 BarColumn(),
@@ -120,13 +121,13 @@ def export_command(
     ``fvm-node import`` reads it back into an identical store.
     """
     data_dir = _data_dir(data, network)
-    if not data_dir.is_dir():
+    if not (data_dir / CHAIN_DIR).is_dir():
         click.echo(f"error: no node data directory at {data_dir}", err=True)
         sys.exit(2)
     started = time.perf_counter()
     try:
         with (
-            LmdbBlockstore(data_dir) as blockstore,
+            LmdbBlockstore(data_dir / CHAIN_DIR) as blockstore,
             Progress(
                 TextColumn("exporting"),
                 TextColumn("{task.fields[blocks]} blocks"),

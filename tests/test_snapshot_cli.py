@@ -9,6 +9,7 @@ import zstandard
 from click.testing import CliRunner
 
 from chainsync.chain_store import ChainStore
+from config.settings import CHAIN_DIR
 from node.snapshot_commands import export_command, import_command
 from store.lmdb_blockstore import LmdbBlockstore
 
@@ -16,7 +17,7 @@ MAINNET_GENESIS_CID = "bafy2bzacecnamqgqmifpluoeldx7zzglxcljo6oja4vrmtj7432rphld
 
 
 def _head(data: Path) -> str:
-    with LmdbBlockstore(data) as blockstore:
+    with LmdbBlockstore(data / CHAIN_DIR) as blockstore:
         head = ChainStore(blockstore).heaviest()
     assert head is not None
     return str(head.key)
