@@ -47,11 +47,11 @@ from typing import Any, Final
 from chainsync.chain_externs import ChainExterns
 from chainsync.chain_store import ChainStore, ChainStoreError, TipSetNotFound
 from chainsync.chain_types import FullBlock, TipSet, TipSetKey
-from chainsync.circulating_supply import vm_circulating_supply
 from chainsync.devnet_beacon import MockBeacon
 from chainsync.messages_root import load_receipts
 from chainsync.state_diff import StateDiff, diff_state_trees, render
 from chainsync.tipset_execution import ExecutionConfig, TipsetResult, apply_full_blocks
+from chainsync.tipset_pipeline import devnet_execution_config
 from config.bundles import actors_search_path, load_network_bundle
 from config.networks import DEVNET_BLOCK_DELAY_SECS, NetworkPreset, UnknownNetwork, preset
 from config.settings import CHAIN_DIR
@@ -59,9 +59,7 @@ from fvm.bundle import Bundle
 from fvm.executor import ApplyRet
 from fvm.invocation import ActorInvoker
 from fvm.network_version import actors_version_for
-from fvm.proofs.verifier import AcceptAllProofVerifier
 from fvm.receipt import Receipt
-from fvm.wasm_invoker import WasmActorInvoker
 from metrics.node_metrics import NodeMetrics
 from store.blockstore import Blockstore
 from store.buffered_blockstore import BufferedBlockstore
@@ -292,26 +290,6 @@ def block_delay_of(chain_store: ChainStore, head: TipSet) -> int:
             "no whole block delay"
         )
     return elapsed // epochs
-
-
-def execution_config(
-    chain_preset: NetworkPreset,
-    genesis_timestamp: int,
-    block_delay_secs: int,
-    invoker: ActorInvoker | None = None,
-) -> ExecutionConfig:
-    """The execution settings the devnet pipeline uses
-    (:func:`chainsync.tipset_pipeline.devnet_pipeline`)."""
-    return ExecutionConfig(
-        network_version=chain_preset.network_version_at,
-        circulating_supply=lambda epoch, tree: vm_circulating_supply(
-            epoch, tree, chain_preset.network_version_at(epoch)
-        ),
-        invoker=WasmActorInvoker(AcceptAllProofVerifier()) if invoker is None else invoker,
-        chain_id=chain_preset.chain_id,
-        genesis_timestamp=genesis_timestamp,
-        block_delay_seconds=block_delay_secs,
-    )
 
 
 # -- the engine -------------------------------------------------------------------------------
@@ -656,7 +634,7 @@ def _replayer(
     chain_preset = replay_preset(network)
     actors_version = actors_version_for(chain_preset.genesis_network_version)
     bundle = load_network_bundle(chain_preset, actors_version, actors_search_path(actors_dir))
-    config = execution_config(
+    config = devnet_execution_config(
         chain_preset, chain_store.genesis().min_timestamp, block_delay_secs, invoker
     )
     return Replayer(

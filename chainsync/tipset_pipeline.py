@@ -391,6 +391,27 @@ class TipsetPipeline:
         check_block_signature(block, worker)
 
 
+def devnet_execution_config(
+    preset: NetworkPreset,
+    genesis_timestamp: int,
+    block_delay_secs: int,
+    invoker: ActorInvoker | None = None,
+) -> ExecutionConfig:
+    """How a devnet executes tipsets (the pipeline and ``replay`` alike): the preset's network
+    versions and chain ID, Lotus's circulating supply, and by default a WebAssembly invoker
+    whose proof verifier accepts every proof (the devnet seals no sectors)."""
+    return ExecutionConfig(
+        network_version=preset.network_version_at,
+        circulating_supply=lambda epoch, tree: vm_circulating_supply(
+            epoch, tree, preset.network_version_at(epoch)
+        ),
+        invoker=WasmActorInvoker(AcceptAllProofVerifier()) if invoker is None else invoker,
+        chain_id=preset.chain_id,
+        genesis_timestamp=genesis_timestamp,
+        block_delay_seconds=block_delay_secs,
+    )
+
+
 def devnet_pipeline(
     chain_store: ChainStore,
     preset: NetworkPreset,
@@ -410,16 +431,8 @@ def devnet_pipeline(
     sectors).
     """
     bundle.put_into(chain_store.blockstore)
-    genesis = chain_store.genesis()
-    execution = ExecutionConfig(
-        network_version=preset.network_version_at,
-        circulating_supply=lambda epoch, tree: vm_circulating_supply(
-            epoch, tree, preset.network_version_at(epoch)
-        ),
-        invoker=WasmActorInvoker(AcceptAllProofVerifier()) if invoker is None else invoker,
-        chain_id=preset.chain_id,
-        genesis_timestamp=genesis.min_timestamp,
-        block_delay_seconds=preset.block_delay_secs,
+    execution = devnet_execution_config(
+        preset, chain_store.genesis().min_timestamp, preset.block_delay_secs, invoker
     )
     return TipsetPipeline(
         chain_store,
