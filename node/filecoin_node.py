@@ -32,7 +32,6 @@ builtin-actors bundles per network version, which the node does not have yet.
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
 import math
 import sys
@@ -92,6 +91,7 @@ from node.pubsub import (
     messages_topic,
     running_pubsub,
 )
+from node.version import node_version
 from store import dag_cbor
 from store.blockstore import Blockstore, MemoryBlockstore, get_required
 from store.car import CarReader, open_maybe_compressed
@@ -116,13 +116,6 @@ class NodeError(FvmNodeError):
 
 
 Clock = Callable[[], float]
-
-
-def node_version() -> str:
-    try:
-        return importlib.metadata.version("fvm-node")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
 
 
 # -- the chain store as the chain-exchange server and the syncer see it ---------------------

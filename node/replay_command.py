@@ -10,7 +10,6 @@ replay counters (``NodeMetrics.on_replay_epoch``) are served while it runs.
 
 from __future__ import annotations
 
-import importlib.metadata
 import sys
 from pathlib import Path
 from typing import IO, Any
@@ -22,6 +21,7 @@ from chainsync.replay import EpochResult, replay_range
 from config.settings import parse_host_port
 from metrics.exporter import MetricsExporter
 from metrics.node_metrics import NodeMetrics
+from node.version import node_version
 from store.errors import FvmNodeError
 
 EXIT_MISMATCH = 1
@@ -54,13 +54,6 @@ def _metrics_option(
         message = f"{value!r} is not HOST:PORT: {exc}"
         raise click.BadParameter(message, param_hint="--metrics") from None
     return endpoint.host, endpoint.port
-
-
-def _node_version() -> str:
-    try:
-        return importlib.metadata.version("fvm-node")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
 
 
 @click.command("replay", cls=_OneLineCommand)
@@ -124,7 +117,7 @@ def replay_command(
         if result.report is not None:
             click.echo(f"  report: {result.report}")
 
-    metrics = NodeMetrics(version=_node_version(), network=network)
+    metrics = NodeMetrics(version=node_version(), network=network)
     exporter = None
     try:
         if metrics_address is not None:
