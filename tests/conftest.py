@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from fvm.bundle import Bundle, load_bundle
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("FVM_NODE_SHARED", PROJECT_ROOT.parent / "shared"))
 
@@ -49,3 +51,10 @@ def vectors_dir() -> Path:
 @pytest.fixture(scope="session")
 def actors_dir() -> Path:
     return require_shared("actors")
+
+
+@pytest.fixture(scope="session")
+def devnet_bundle(actors_dir: Path) -> Bundle:
+    """The v10 *devnet* builtin-actors bundle the devnet runs (network version 18), loaded and
+    hash-checked once per test session."""
+    return load_bundle(actors_dir / "v10.tar.zst", network="devnet")

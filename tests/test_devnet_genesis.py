@@ -86,13 +86,8 @@ def devnet_spec(**changes: Any) -> DevnetGenesisSpec:
 
 
 @pytest.fixture(scope="module")
-def bundle(actors_dir: Path) -> Bundle:
-    return load_bundle(actors_dir / "v10.tar.zst", network="devnet")
-
-
-@pytest.fixture(scope="module")
-def genesis(bundle: Bundle) -> DevnetGenesis:
-    return build_devnet_genesis(devnet_spec(), bundle, MemoryBlockstore())
+def genesis(devnet_bundle: Bundle) -> DevnetGenesis:
+    return build_devnet_genesis(devnet_spec(), devnet_bundle, MemoryBlockstore())
 
 
 def state_of(genesis: DevnetGenesis, actor: int | Address) -> Any:
@@ -114,15 +109,21 @@ def all_actors(genesis: DevnetGenesis) -> Iterator[tuple[int, Any]]:
 # -- determinism ------------------------------------------------------------------------------
 
 
-def test_same_spec_builds_the_same_state_and_block(bundle: Bundle, genesis: DevnetGenesis) -> None:
-    again = build_devnet_genesis(devnet_spec(), bundle, MemoryBlockstore())
+def test_same_spec_builds_the_same_state_and_block(
+    devnet_bundle: Bundle, genesis: DevnetGenesis
+) -> None:
+    again = build_devnet_genesis(devnet_spec(), devnet_bundle, MemoryBlockstore())
     assert again.state_root == genesis.state_root
     assert again.cid == genesis.cid
     assert again.header.encode() == genesis.header.encode()
 
 
-def test_another_network_name_gives_another_state(bundle: Bundle, genesis: DevnetGenesis) -> None:
-    other = build_devnet_genesis(devnet_spec(network_name="other"), bundle, MemoryBlockstore())
+def test_another_network_name_gives_another_state(
+    devnet_bundle: Bundle, genesis: DevnetGenesis
+) -> None:
+    other = build_devnet_genesis(
+        devnet_spec(network_name="other"), devnet_bundle, MemoryBlockstore()
+    )
     assert other.state_root != genesis.state_root
     assert other.header.ticket != genesis.header.ticket
 
@@ -131,7 +132,7 @@ def test_another_network_name_gives_another_state(bundle: Bundle, genesis: Devne
 
 
 def test_every_actor_has_its_v10_devnet_code_and_decodes_with_the_v10_schema(
-    bundle: Bundle, genesis: DevnetGenesis
+    devnet_bundle: Bundle, genesis: DevnetGenesis
 ) -> None:
     actors = dict(all_actors(genesis))
     expected = dict(SINGLETONS)
@@ -141,14 +142,16 @@ def test_every_actor_has_its_v10_devnet_code_and_decodes_with_the_v10_schema(
     assert sorted(actors) == sorted(expected)
     for actor_id, name in expected.items():
         actor = actors[actor_id]
-        assert actor.code == bundle.manifest.code_of(name), f"f0{actor_id} is not {name}"
+        assert actor.code == devnet_bundle.manifest.code_of(name), f"f0{actor_id} is not {name}"
         head = dag_cbor.decode(get_required(genesis.store, actor.state))
         decode_state(10, name, head)
 
 
-def test_system_actor_names_the_bundle_manifest(bundle: Bundle, genesis: DevnetGenesis) -> None:
-    assert state_of(genesis, 0) == [bundle.manifest.data_cid]
-    assert genesis.manifest == bundle.manifest_cid
+def test_system_actor_names_the_bundle_manifest(
+    devnet_bundle: Bundle, genesis: DevnetGenesis
+) -> None:
+    assert state_of(genesis, 0) == [devnet_bundle.manifest.data_cid]
+    assert genesis.manifest == devnet_bundle.manifest_cid
 
 
 def test_init_actor_holds_the_network_name_and_every_account_key(genesis: DevnetGenesis) -> None:
@@ -230,14 +233,14 @@ def test_only_the_eth_null_address_has_a_delegated_address(genesis: DevnetGenesi
     assert delegated == {1001: ETH_NULL_ADDRESS}
 
 
-def test_genesis_state_runs_in_a_machine(bundle: Bundle, genesis: DevnetGenesis) -> None:
+def test_genesis_state_runs_in_a_machine(devnet_bundle: Bundle, genesis: DevnetGenesis) -> None:
     context = MachineContext(
         network=NetworkConfig.for_version(DEVNET_NETWORK_VERSION),
         epoch=1,
         initial_state_root=genesis.state_root,
     )
     machine = run_on_execution_stack(lambda: Machine.create(context, genesis.store, _NoExterns()))
-    assert machine.builtin_actors.data_cid == bundle.manifest.data_cid
+    assert machine.builtin_actors.data_cid == devnet_bundle.manifest.data_cid
     assert Executor(machine).flush() == genesis.state_root
 
 
@@ -258,16 +261,16 @@ class _NoExterns:
 # -- spec errors ------------------------------------------------------------------------------
 
 
-def test_overallocated_funds_are_refused(bundle: Bundle) -> None:
+def test_overallocated_funds_are_refused(devnet_bundle: Bundle) -> None:
     spec = devnet_spec(accounts=[(key("whale"), TOTAL_FILECOIN)])
     with pytest.raises(GenesisError, match="overallocated"):
-        build_devnet_genesis(spec, bundle, MemoryBlockstore())
+        build_devnet_genesis(spec, devnet_bundle, MemoryBlockstore())
 
 
-def test_root_key_that_is_also_an_account_is_refused(bundle: Bundle) -> None:
+def test_root_key_that_is_also_an_account_is_refused(devnet_bundle: Bundle) -> None:
     spec = devnet_spec(verifreg_root=key("alice"))
     with pytest.raises(GenesisError, match="already an account"):
-        build_devnet_genesis(spec, bundle, MemoryBlockstore())
+        build_devnet_genesis(spec, devnet_bundle, MemoryBlockstore())
 
 
 def test_actors_v9_bundle_is_refused(actors_dir: Path) -> None:
@@ -328,7 +331,7 @@ def test_message_meta_and_receipts_are_empty_legacy_amts(genesis: DevnetGenesis)
 
 
 def test_car_holds_header_sentinel_meta_and_state_but_no_code(
-    genesis: DevnetGenesis, bundle: Bundle, tmp_path: Path
+    genesis: DevnetGenesis, devnet_bundle: Bundle, tmp_path: Path
 ) -> None:
     path = tmp_path / "genesis.car"
     write_genesis_car(path, genesis)
@@ -339,7 +342,7 @@ def test_car_holds_header_sentinel_meta_and_state_but_no_code(
     assert len(set(cids)) == len(cids)
     assert {genesis.header.messages, genesis.state_root} <= set(cids)
     assert not any(cid.codec == RAW for cid in cids)
-    assert not set(cids) & {code for _, code in bundle.manifest.entries}
+    assert not set(cids) & {code for _, code in devnet_bundle.manifest.entries}
     assert blocks == list(genesis_blocks(genesis))
 
     fresh = MemoryBlockstore()
@@ -360,9 +363,9 @@ def test_car_whose_root_is_not_a_genesis_header_is_refused(tmp_path: Path) -> No
         read_genesis_car(path, MemoryBlockstore())
 
 
-def test_funded_miner_owner_keeps_its_account_id(bundle: Bundle) -> None:
+def test_funded_miner_owner_keeps_its_account_id(devnet_bundle: Bundle) -> None:
     owner = key("alice")
-    built = build_devnet_genesis(devnet_spec(miner_owner=owner), bundle, MemoryBlockstore())
+    built = build_devnet_genesis(devnet_spec(miner_owner=owner), devnet_bundle, MemoryBlockstore())
     assert built.account_ids[owner.address] == 100
     assert built.account_ids[built.spec.miner_worker.address] == 102
     miner = decode_state(10, "storageminer", state_of(built, built.miner))
@@ -372,7 +375,7 @@ def test_funded_miner_owner_keeps_its_account_id(bundle: Bundle) -> None:
     assert info["owner"] == Address.new_id(100)
 
 
-def test_account_funded_twice_is_refused(bundle: Bundle) -> None:
+def test_account_funded_twice_is_refused(devnet_bundle: Bundle) -> None:
     twice = [(key("alice"), 1), (key("alice"), 2)]
     with pytest.raises(GenesisError, match="listed twice"):
-        build_devnet_genesis(devnet_spec(accounts=twice), bundle, MemoryBlockstore())
+        build_devnet_genesis(devnet_spec(accounts=twice), devnet_bundle, MemoryBlockstore())

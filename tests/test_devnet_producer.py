@@ -18,7 +18,7 @@ from chainsync.messages_root import load_receipts
 from chainsync.tipset_pipeline import TipsetPipeline, devnet_pipeline
 from config.networks import NetworkPreset, devnet_preset
 from fvm.address import Address
-from fvm.bundle import Bundle, load_bundle
+from fvm.bundle import Bundle
 from fvm.message import Message, SignedMessage
 from fvm.receipt import ExitCode
 from fvm.signature import SignatureType
@@ -47,12 +47,7 @@ NETWORK = "fvm-node-producer"
 
 
 @pytest.fixture(scope="module")
-def bundle(actors_dir: Path) -> Bundle:
-    return load_bundle(actors_dir / "v10.tar.zst", network="devnet")
-
-
-@pytest.fixture(scope="module")
-def genesis(bundle: Bundle) -> DevnetGenesis:
+def genesis(devnet_bundle: Bundle) -> DevnetGenesis:
     spec = DevnetGenesisSpec(
         network_name=NETWORK,
         timestamp=GENESIS_TIME,
@@ -62,7 +57,7 @@ def genesis(bundle: Bundle) -> DevnetGenesis:
         verifreg_root=Key.generate(KeyType.SECP256K1, b"producer root"),
         remainder_owner=Key.generate(KeyType.SECP256K1, b"producer remainder"),
     )
-    return build_devnet_genesis(spec, bundle, MemoryBlockstore())
+    return build_devnet_genesis(spec, devnet_bundle, MemoryBlockstore())
 
 
 @pytest.fixture(scope="module")
@@ -78,11 +73,11 @@ def preset(data_dir: Path, genesis: DevnetGenesis) -> NetworkPreset:
 
 
 def open_node(
-    path: Path, data_dir: Path, preset: NetworkPreset, bundle: Bundle, genesis: DevnetGenesis
+    path: Path, data_dir: Path, preset: NetworkPreset, devnet_bundle: Bundle, genesis: DevnetGenesis
 ) -> TipsetPipeline:
     store = ChainStore(LmdbBlockstore(path, map_size=1 << 30))
     store.load_genesis(data_dir / "genesis.car")
-    return devnet_pipeline(store, preset, bundle, genesis.miner)
+    return devnet_pipeline(store, preset, devnet_bundle, genesis.miner)
 
 
 def transfer(key: Key, to: Address, nonce: int, value: int = FILECOIN_PRECISION) -> SignedMessage:
@@ -119,12 +114,12 @@ def produced(
     tmp_path_factory: pytest.TempPathFactory,
     data_dir: Path,
     preset: NetworkPreset,
-    bundle: Bundle,
+    devnet_bundle: Bundle,
     genesis: DevnetGenesis,
 ) -> tuple[TipsetPipeline, list[FullBlock], list[SignedMessage]]:
     """Epochs 1, 2, 3, 5, 6, 7 (4 is a null round) with four transfers."""
     pipeline = open_node(
-        tmp_path_factory.mktemp("producer") / "chain", data_dir, preset, bundle, genesis
+        tmp_path_factory.mktemp("producer") / "chain", data_dir, preset, devnet_bundle, genesis
     )
     pool = MessagePool(head_state_view(pipeline))
     producer = DevnetProducer(pipeline, pool, genesis.miner, WORKER)
@@ -213,12 +208,12 @@ def test_second_store_replays_to_the_same_roots_at_every_epoch(
     tmp_path: Path,
     data_dir: Path,
     preset: NetworkPreset,
-    bundle: Bundle,
+    devnet_bundle: Bundle,
     genesis: DevnetGenesis,
 ) -> None:
     producer_pipeline, blocks, _ = produced
     executed: list[int] = []
-    syncer = open_node(tmp_path / "syncer", data_dir, preset, bundle, genesis)
+    syncer = open_node(tmp_path / "syncer", data_dir, preset, devnet_bundle, genesis)
     syncer.on_execute = lambda tipset, result, seconds: executed.append(tipset.height)
     outcomes = syncer.accept([[block] for block in blocks])
 

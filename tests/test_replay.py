@@ -29,7 +29,7 @@ from chainsync.tipset_pipeline import devnet_pipeline
 from config.networks import devnet_preset
 from fvm.actor_schemas import decode_state
 from fvm.address import REWARD_ACTOR_ADDR, Address
-from fvm.bundle import Bundle, load_bundle
+from fvm.bundle import Bundle
 from fvm.message import Message, SignedMessage
 from fvm.state_tree import StateTree
 from fvm.token import FILECOIN_PRECISION, encode_bigint
@@ -62,12 +62,7 @@ FORGED_DELTA = 12_345
 
 
 @pytest.fixture(scope="module")
-def bundle(actors_dir: Path) -> Bundle:
-    return load_bundle(actors_dir / "v10.tar.zst", network="devnet")
-
-
-@pytest.fixture(scope="module")
-def genesis(bundle: Bundle) -> DevnetGenesis:
+def genesis(devnet_bundle: Bundle) -> DevnetGenesis:
     spec = DevnetGenesisSpec(
         network_name=NETWORK,
         timestamp=GENESIS_TIME,
@@ -77,7 +72,7 @@ def genesis(bundle: Bundle) -> DevnetGenesis:
         verifreg_root=Key.generate(KeyType.SECP256K1, b"replay root"),
         remainder_owner=Key.generate(KeyType.SECP256K1, b"replay remainder"),
     )
-    return build_devnet_genesis(spec, bundle, MemoryBlockstore())
+    return build_devnet_genesis(spec, devnet_bundle, MemoryBlockstore())
 
 
 def transfer(key: Key, to: Address, nonce: int, value: int) -> SignedMessage:
@@ -95,7 +90,7 @@ def transfer(key: Key, to: Address, nonce: int, value: int) -> SignedMessage:
 
 @pytest.fixture(scope="module")
 def node_dir(
-    tmp_path_factory: pytest.TempPathFactory, bundle: Bundle, genesis: DevnetGenesis
+    tmp_path_factory: pytest.TempPathFactory, devnet_bundle: Bundle, genesis: DevnetGenesis
 ) -> Path:
     """A node data directory (``chain/`` LMDB store) holding the produced chain, closed."""
     root = tmp_path_factory.mktemp("replay-node")
@@ -103,7 +98,7 @@ def node_dir(
     preset = devnet_preset(root, genesis_cid=genesis.cid, network_name=NETWORK)
     store = ChainStore(LmdbBlockstore(root / "chain", map_size=1 << 30))
     store.load_genesis(root / "genesis.car")
-    pipeline = devnet_pipeline(store, preset, bundle, genesis.miner)
+    pipeline = devnet_pipeline(store, preset, devnet_bundle, genesis.miner)
     pool = MessagePool(head_state_view(pipeline))
     producer = DevnetProducer(pipeline, pool, genesis.miner, WORKER)
     nonces = {ALICE.address: 0, BOB.address: 0}

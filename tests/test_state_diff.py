@@ -4,7 +4,6 @@ devnet genesis state (v10 bundle) changed in known places."""
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +19,7 @@ from chainsync.state_diff import (
 )
 from fvm.actor_schemas import UnknownSchema
 from fvm.address import STORAGE_POWER_ACTOR_ADDR, Address
-from fvm.bundle import Bundle, load_bundle
+from fvm.bundle import Bundle
 from fvm.state_tree import StateTree
 from fvm.token import FILECOIN_PRECISION, encode_bigint
 from node.devnet.genesis import DevnetGenesis, DevnetGenesisSpec, build_devnet_genesis
@@ -126,12 +125,7 @@ def test_render_makes_json_values() -> None:
 
 
 @pytest.fixture(scope="module")
-def bundle(actors_dir: Path) -> Bundle:
-    return load_bundle(actors_dir / "v10.tar.zst", network="devnet")
-
-
-@pytest.fixture(scope="module")
-def genesis(bundle: Bundle) -> DevnetGenesis:
+def genesis(devnet_bundle: Bundle) -> DevnetGenesis:
     spec = DevnetGenesisSpec(
         network_name="fvm-node-diff",
         timestamp=1_700_000_000,
@@ -141,7 +135,7 @@ def genesis(bundle: Bundle) -> DevnetGenesis:
         verifreg_root=Key.generate(KeyType.SECP256K1, b"diff root"),
         remainder_owner=Key.generate(KeyType.SECP256K1, b"diff remainder"),
     )
-    return build_devnet_genesis(spec, bundle, MemoryBlockstore())
+    return build_devnet_genesis(spec, devnet_bundle, MemoryBlockstore())
 
 
 def copy_of(genesis: DevnetGenesis) -> MemoryBlockstore:
@@ -202,7 +196,9 @@ def test_unknown_types_and_versions_are_refused(genesis: DevnetGenesis) -> None:
         diff_actor_state(store, 3, "storagepower", genesis.state_root, genesis.state_root)
 
 
-def test_state_trees_are_diffed_actor_by_actor(genesis: DevnetGenesis, bundle: Bundle) -> None:
+def test_state_trees_are_diffed_actor_by_actor(
+    genesis: DevnetGenesis, devnet_bundle: Bundle
+) -> None:
     store = copy_of(genesis)
     tree = StateTree(store, genesis.state_root)
     alice_id = tree.lookup_id(ALICE.address)
@@ -224,7 +220,7 @@ def test_state_trees_are_diffed_actor_by_actor(genesis: DevnetGenesis, bundle: B
         computed_root,
         genesis.state_root,
         actors_version=10,
-        actor_name_of=bundle.manifest.name_of,
+        actor_name_of=devnet_bundle.manifest.name_of,
     )
     assert diff.header == ()
     by_address = {actor.address: actor for actor in diff.actors}
@@ -252,7 +248,7 @@ def test_state_trees_are_diffed_actor_by_actor(genesis: DevnetGenesis, bundle: B
 
 
 def test_undecodable_state_is_an_error_on_that_actor_only(
-    genesis: DevnetGenesis, bundle: Bundle
+    genesis: DevnetGenesis, devnet_bundle: Bundle
 ) -> None:
     store = copy_of(genesis)
     tree = StateTree(store, genesis.state_root)
@@ -263,7 +259,7 @@ def test_undecodable_state_is_an_error_on_that_actor_only(
         tree.flush(),
         genesis.state_root,
         actors_version=10,
-        actor_name_of=bundle.manifest.name_of,
+        actor_name_of=devnet_bundle.manifest.name_of,
     )
     (power,) = diff.actors
     assert power.fields == ()

@@ -35,7 +35,7 @@ from chainsync.tipset_pipeline import TipsetPipeline, devnet_pipeline
 from config.networks import devnet_preset
 from config.settings import SyncSettings
 from fvm.address import Address
-from fvm.bundle import Bundle, load_bundle
+from fvm.bundle import Bundle
 from fvm.message import Message, SignedMessage
 from metrics.node_metrics import NodeMetrics
 from node.cbor_rpc import OversizedMessage
@@ -70,7 +70,7 @@ class Devnet:
     car: Path
 
 
-def make_devnet(bundle: Bundle, directory: Path, timestamp: int) -> Devnet:
+def make_devnet(devnet_bundle: Bundle, directory: Path, timestamp: int) -> Devnet:
     spec = DevnetGenesisSpec(
         network_name="syncer-test",
         timestamp=timestamp,
@@ -80,20 +80,15 @@ def make_devnet(bundle: Bundle, directory: Path, timestamp: int) -> Devnet:
         verifreg_root=ROOT,
         remainder_owner=REST,
     )
-    genesis = build_devnet_genesis(spec, bundle, MemoryBlockstore())
+    genesis = build_devnet_genesis(spec, devnet_bundle, MemoryBlockstore())
     car = directory / "genesis.car"
     write_genesis_car(car, genesis)
-    return Devnet(bundle, genesis, car)
+    return Devnet(devnet_bundle, genesis, car)
 
 
 @pytest.fixture(scope="module")
-def bundle(actors_dir: Path) -> Bundle:
-    return load_bundle(actors_dir / "v10.tar.zst", network="devnet")
-
-
-@pytest.fixture(scope="module")
-def devnet(bundle: Bundle, tmp_path_factory: pytest.TempPathFactory) -> Devnet:
-    return make_devnet(bundle, tmp_path_factory.mktemp("devnet"), GENESIS_TIME)
+def devnet(devnet_bundle: Bundle, tmp_path_factory: pytest.TempPathFactory) -> Devnet:
+    return make_devnet(devnet_bundle, tmp_path_factory.mktemp("devnet"), GENESIS_TIME)
 
 
 @dataclass
@@ -479,9 +474,9 @@ def test_misbehaving_peers_are_penalised_and_sync_completes_from_an_honest_one(
 
 
 def test_a_chain_that_does_not_reach_our_genesis_is_refused(
-    devnet: Devnet, bundle: Bundle, tmp_path: Path
+    devnet: Devnet, devnet_bundle: Bundle, tmp_path: Path
 ) -> None:
-    foreign_net = make_devnet(bundle, tmp_path, GENESIS_TIME + 1)
+    foreign_net = make_devnet(devnet_bundle, tmp_path, GENESIS_TIME + 1)
     foreign = make_node(foreign_net, tmp_path / "foreign")
     foreign.produce(5)
     harness = make_harness(make_node(devnet, tmp_path / "sync"))

@@ -8,7 +8,6 @@ once, and the circulating supply the machines report.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,7 +35,7 @@ from chainsync.tipset_execution import (
 from config.networks import DEVNET, DEVNET_BLOCK_DELAY_SECS, DEVNET_NETWORK_VERSION
 from fvm.actor_schemas import decode_state
 from fvm.address import Address
-from fvm.bundle import load_bundle
+from fvm.bundle import Bundle
 from fvm.crypto.hashes import blake2b_256
 from fvm.executor import ApplyRet
 from fvm.externs import ConsensusFault, ExternsError
@@ -88,8 +87,7 @@ class ChainExterns:
 
 
 @pytest.fixture(scope="module")
-def genesis(actors_dir: Path) -> DevnetGenesis:
-    bundle = load_bundle(actors_dir / "v10.tar.zst", network="devnet")
+def genesis(devnet_bundle: Bundle) -> DevnetGenesis:
     spec = DevnetGenesisSpec(
         network_name="fvm-node-tipsets",
         timestamp=TIMESTAMP,
@@ -99,7 +97,7 @@ def genesis(actors_dir: Path) -> DevnetGenesis:
         verifreg_root=Key.generate(KeyType.SECP256K1, b"root"),
         remainder_owner=Key.generate(KeyType.SECP256K1, b"remainder"),
     )
-    return build_devnet_genesis(spec, bundle, MemoryBlockstore())
+    return build_devnet_genesis(spec, devnet_bundle, MemoryBlockstore())
 
 
 @pytest.fixture(scope="module")

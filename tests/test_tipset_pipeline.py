@@ -28,7 +28,7 @@ from chainsync.tipset_pipeline import (
     devnet_pipeline,
 )
 from config.networks import NetworkPreset, devnet_preset
-from fvm.bundle import Bundle, load_bundle
+from fvm.bundle import Bundle
 from fvm.crypto.hashes import blake2b_256
 from fvm.message import Message
 from fvm.token import FILECOIN_PRECISION
@@ -55,12 +55,7 @@ NETWORK = "fvm-node-pipeline"
 
 
 @pytest.fixture(scope="module")
-def bundle(actors_dir: Path) -> Bundle:
-    return load_bundle(actors_dir / "v10.tar.zst", network="devnet")
-
-
-@pytest.fixture(scope="module")
-def genesis(bundle: Bundle) -> DevnetGenesis:
+def genesis(devnet_bundle: Bundle) -> DevnetGenesis:
     spec = DevnetGenesisSpec(
         network_name=NETWORK,
         timestamp=GENESIS_TIME,
@@ -70,7 +65,7 @@ def genesis(bundle: Bundle) -> DevnetGenesis:
         verifreg_root=Key.generate(KeyType.SECP256K1, b"pipeline root"),
         remainder_owner=Key.generate(KeyType.SECP256K1, b"pipeline remainder"),
     )
-    return build_devnet_genesis(spec, bundle, MemoryBlockstore())
+    return build_devnet_genesis(spec, devnet_bundle, MemoryBlockstore())
 
 
 @pytest.fixture(scope="module")
@@ -89,11 +84,11 @@ class Nodes:
     """Opens pipelines over fresh or existing LMDB directories holding the devnet genesis."""
 
     def __init__(
-        self, data_dir: Path, preset: NetworkPreset, bundle: Bundle, genesis: DevnetGenesis
+        self, data_dir: Path, preset: NetworkPreset, devnet_bundle: Bundle, genesis: DevnetGenesis
     ) -> None:
         self.data_dir = data_dir
         self.preset = preset
-        self.bundle = bundle
+        self.bundle = devnet_bundle
         self.genesis = genesis
 
     def open(self, path: Path) -> TipsetPipeline:
@@ -107,8 +102,10 @@ class Nodes:
 
 
 @pytest.fixture(scope="module")
-def nodes(data_dir: Path, preset: NetworkPreset, bundle: Bundle, genesis: DevnetGenesis) -> Nodes:
-    return Nodes(data_dir, preset, bundle, genesis)
+def nodes(
+    data_dir: Path, preset: NetworkPreset, devnet_bundle: Bundle, genesis: DevnetGenesis
+) -> Nodes:
+    return Nodes(data_dir, preset, devnet_bundle, genesis)
 
 
 @pytest.fixture(scope="module")
