@@ -183,6 +183,24 @@ class _NoFault(Exception):
     """Internal: the consensus fault check stops here with "no fault"."""
 
 
+class NoBeaconEntry(FvmNodeError, LookupError):
+    """No beacon entry in the latest tipsets (Lotus: "found NO beacon entries")."""
+
+
+def latest_beacon_entry(chain_store: ChainStore, tipset: TipSet) -> BeaconEntry:
+    """The last beacon entry in the chain up to and including ``tipset`` (Lotus
+    ``ChainStore.GetLatestBeaconEntry``), looking back at most ``BEACON_SEARCH_DEPTH`` tipsets."""
+    current = tipset
+    for _ in range(BEACON_SEARCH_DEPTH):
+        entries = current.min_ticket_block.beacon_entries
+        if entries:
+            return entries[-1]
+        if current.height == 0:
+            raise NoBeaconEntry("made it back to genesis without finding a beacon entry")
+        current = chain_store.get_tipset(current.parents)
+    raise NoBeaconEntry(f"found no beacon entries in the {BEACON_SEARCH_DEPTH} latest tipsets")
+
+
 class ChainExterns:
     """``fvm.externs.Externs`` for executing ``tipset``'s messages on the node's chain.
 
@@ -245,15 +263,12 @@ class ChainExterns:
         raise ExternsError(f"didn't find beacon for round {wanted} (epoch {epoch})")
 
     def _latest_beacon_entry(self, start: TipSet) -> BeaconEntry:
-        current = start
-        for _ in range(BEACON_SEARCH_DEPTH):
-            entries = current.min_ticket_block.beacon_entries
-            if entries:
-                return entries[-1]
-            if current.height == 0:
-                raise ExternsError("made it back to genesis without finding a beacon entry")
-            current = self._parent(current)
-        raise ExternsError(f"found no beacon entries in the {BEACON_SEARCH_DEPTH} latest tipsets")
+        try:
+            return latest_beacon_entry(self.chain_store, start)
+        except NoBeaconEntry as exc:
+            raise ExternsError(str(exc)) from None
+        except (ChainStoreError, MalformedInput) as exc:
+            raise ExternsError(f"failed to load a parent of {start}: {exc}") from None
 
     def _tipset_for_randomness(self, epoch: int, lookback: bool) -> TipSet:
         if epoch > self.tipset.height:

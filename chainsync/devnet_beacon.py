@@ -25,11 +25,10 @@ from __future__ import annotations
 
 from typing import Final
 
-from chainsync.chain_externs import BEACON_SEARCH_DEPTH, MockBeaconRounds
-from chainsync.chain_store import ChainStore
-from chainsync.chain_types import BeaconEntry, BlockHeader, TipSet
+from chainsync.chain_externs import MockBeaconRounds
+from chainsync.chain_types import BeaconEntry, BlockHeader
 from fvm.crypto.hashes import blake2b_256
-from store.errors import FvmNodeError, MalformedInput
+from store.errors import MalformedInput
 
 ROUND_BYTES: Final = 8
 _U64: Final = 1 << 64
@@ -37,10 +36,6 @@ _U64: Final = 1 << 64
 
 class BeaconEntryError(MalformedInput):
     """A block whose beacon entries are not the ones the beacon gives for its epoch."""
-
-
-class NoBeaconEntry(FvmNodeError, LookupError):
-    """No beacon entry in the latest tipsets (Lotus: "found NO beacon entries")."""
 
 
 class MockBeacon:
@@ -107,17 +102,3 @@ class MockBeacon:
                     f"beacon entry {index} (round {entry.round}) is not the mock beacon's",
                     f"block {header.cid()}",
                 )
-
-
-def latest_beacon_entry(chain_store: ChainStore, tipset: TipSet) -> BeaconEntry:
-    """The last beacon entry in the chain up to and including ``tipset``
-    (``GetLatestBeaconEntry``)."""
-    current = tipset
-    for _ in range(BEACON_SEARCH_DEPTH):
-        entries = current.min_ticket_block.beacon_entries
-        if entries:
-            return entries[-1]
-        if current.height == 0:
-            raise NoBeaconEntry("made it back to genesis without finding a beacon entry")
-        current = chain_store.get_tipset(current.parents)
-    raise NoBeaconEntry(f"found no beacon entries in the {BEACON_SEARCH_DEPTH} latest tipsets")

@@ -56,12 +56,12 @@ from chainsync.block_validation import (
     miner_worker_key,
     validate_block,
 )
-from chainsync.chain_externs import ChainExterns
+from chainsync.chain_externs import ChainExterns, latest_beacon_entry
 from chainsync.chain_store import ChainStore, TipSetNotFound
 from chainsync.chain_types import BlockHeader, FullBlock, TipSet
 from chainsync.circulating_supply import vm_circulating_supply
 from chainsync.consensus_profile import ConsensusProfile, DevnetConsensus
-from chainsync.devnet_beacon import MockBeacon, latest_beacon_entry
+from chainsync.devnet_beacon import MockBeacon
 from chainsync.tipset_execution import DuplicateBlockMiner, ExecutionConfig, apply_full_blocks
 from config.networks import NetworkPreset
 from fvm.address import Address
