@@ -24,15 +24,22 @@ from typing import Any
 import chainsync.tipset_pipeline as tipset_pipeline_module
 from bench.store_bench import Figure
 from chainsync.block_validation import validate_block
-from chainsync.chain_exchange import HEADERS, MESSAGES, Request, Response, serve_request
+from chainsync.chain_exchange import (
+    HEADERS,
+    MESSAGES,
+    ChainStoreReader,
+    Request,
+    Response,
+    serve_request,
+)
 from chainsync.chain_exchange import process_response as check_response
 from chainsync.chain_store import ChainStore
-from chainsync.chain_types import BlockHeader, TipSet
+from chainsync.chain_types import TipSet
 from chainsync.tipset_pipeline import TipsetPipeline, devnet_pipeline
 from config.bundles import actors_search_path, find_bundle_file
 from config.networks import devnet_preset
 from fvm.bundle import load_bundle
-from fvm.message import Message, SignedMessage
+from fvm.message import Message
 from fvm.token import FILECOIN_PRECISION
 from node.devnet.genesis import DevnetGenesisSpec, build_devnet_genesis, write_genesis_car
 from node.devnet.keys import Key, KeyType
@@ -76,22 +83,6 @@ def _patched(owner: Any, name: str, replacement: Any) -> Iterator[None]:
         setattr(owner, name, original)
 
 
-class _ChainReader:
-    """The producer's store as the chain-exchange server sees it."""
-
-    def __init__(self, store: ChainStore) -> None:
-        self.store = store
-
-    def get_tipset(self, key: Any) -> TipSet | None:
-        try:
-            return self.store.get_tipset(key)
-        except LookupError:
-            return None
-
-    def block_messages(self, header: BlockHeader) -> tuple[list[Message], list[SignedMessage]]:
-        return self.store.get_block_messages(header)
-
-
 def _produce_chain(work: Path) -> tuple[TipsetPipeline, Path, Any, Any, Any]:
     bundle = load_bundle(find_bundle_file(10, actors_search_path()), network="devnet")
     genesis_time = int(time.time()) - (EPOCHS + 10) * BLOCK_DELAY
@@ -131,7 +122,7 @@ def _produce_chain(work: Path) -> tuple[TipsetPipeline, Path, Any, Any, Any]:
     return pipeline, work / "genesis.car", preset, bundle, genesis.miner
 
 
-def _fetch(reader: _ChainReader, head: TipSet, length: int, options: int) -> Response:
+def _fetch(reader: ChainStoreReader, head: TipSet, length: int, options: int) -> Response:
     request = Request(head=head.cids, length=length, options=options)
     wire = Request.decode(request.encode()).encode()
     response = serve_request(Request.decode(wire), reader)
@@ -145,7 +136,7 @@ def run() -> list[Figure]:
         source, genesis_car, preset, bundle, miner = _produce_chain(work)
         produce_seconds = time.perf_counter() - started
 
-        reader = _ChainReader(source.chain_store)
+        reader = ChainStoreReader(source.chain_store)
         target = source.head()
         store = ChainStore(LmdbBlockstore(work / "follower", map_size=1 << 32))
         store.load_genesis(genesis_car)

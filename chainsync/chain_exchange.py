@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, Final, Protocol, TypeVar
 
+from chainsync.chain_store import ChainStore, TipSetNotFound
 from chainsync.chain_types import BlockHeader, FullBlock, TipSet, TipSetKey
 from fvm.message import Message, SignedMessage
 from store import dag_cbor
@@ -386,6 +387,23 @@ class ChainReader(Protocol):
     ) -> tuple[Sequence[Message], Sequence[SignedMessage]]:
         """The BLS and the secp256k1 messages of one block, in the block's order. May raise
         :class:`~store.errors.FvmNodeError` (a missing or malformed block)."""
+
+
+class ChainStoreReader(ChainReader):
+    """:class:`ChainReader` over a :class:`~chainsync.chain_store.ChainStore`: what the node's
+    chain-exchange server serves from."""
+
+    def __init__(self, chain_store: ChainStore) -> None:
+        self._chain_store = chain_store
+
+    def get_tipset(self, key: TipSetKey) -> TipSet | None:
+        try:
+            return self._chain_store.get_tipset(key)
+        except TipSetNotFound:
+            return None
+
+    def block_messages(self, header: BlockHeader) -> tuple[list[Message], list[SignedMessage]]:
+        return self._chain_store.get_block_messages(header)
 
 
 def validate_request(request: Request) -> Response | None:

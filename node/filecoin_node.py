@@ -48,15 +48,15 @@ from libp2p.peer.id import ID as PeerID
 
 from chainsync.chain_exchange import (
     MESSAGES,
-    ChainReader,
+    ChainStoreReader,
     Request,
     Response,
     expand_compacted,
     process_response,
     serve_request,
 )
-from chainsync.chain_store import ChainStore, TipSetNotFound
-from chainsync.chain_types import BlockHeader, BlockMsg, FullBlock, TipSet, TipSetKey
+from chainsync.chain_store import ChainStore
+from chainsync.chain_types import BlockMsg, FullBlock, TipSet
 from chainsync.hello import HelloMessage, LatencyMessage
 from chainsync.messages_root import compute_msg_meta
 from chainsync.syncer import Syncer
@@ -119,22 +119,6 @@ Clock = Callable[[], float]
 
 
 # -- the chain store as the chain-exchange server and the syncer see it ---------------------
-
-
-class ChainStoreReader(ChainReader):
-    """:class:`chainsync.chain_exchange.ChainReader` over the node's chain store."""
-
-    def __init__(self, chain_store: ChainStore) -> None:
-        self._chain_store = chain_store
-
-    def get_tipset(self, key: TipSetKey) -> TipSet | None:
-        try:
-            return self._chain_store.get_tipset(key)
-        except TipSetNotFound:
-            return None
-
-    def block_messages(self, header: BlockHeader) -> tuple[list[Message], list[SignedMessage]]:
-        return self._chain_store.get_block_messages(header)
 
 
 class ChainExchangeFetcher:

@@ -22,13 +22,14 @@ from chainsync.chain_exchange import (
     HEADERS,
     MESSAGES,
     BSTipSet,
+    ChainStoreReader,
     Request,
     Response,
     Status,
     serve_request,
 )
-from chainsync.chain_store import ChainStore, TipSetNotFound
-from chainsync.chain_types import BlockHeader, FullBlock, TipSet, TipSetKey
+from chainsync.chain_store import ChainStore
+from chainsync.chain_types import FullBlock, TipSet
 from chainsync.hello import HelloMessage
 from chainsync.syncer import Syncer
 from chainsync.tipset_pipeline import TipsetPipeline, devnet_pipeline
@@ -36,7 +37,7 @@ from config.networks import devnet_preset
 from config.settings import SyncSettings
 from fvm.address import Address
 from fvm.bundle import Bundle
-from fvm.message import Message, SignedMessage
+from fvm.message import Message
 from metrics.node_metrics import NodeMetrics
 from node.cbor_rpc import OversizedMessage
 from node.devnet.genesis import (
@@ -141,22 +142,6 @@ def transfer(node: Node, nonce: int) -> None:
     assert node.pool.add(USER.sign_message(message), local=True)
 
 
-class StoreReader:
-    """The chain exchange server's view of a source chain store."""
-
-    def __init__(self, store: ChainStore) -> None:
-        self.store = store
-
-    def get_tipset(self, key: TipSetKey) -> TipSet | None:
-        try:
-            return self.store.get_tipset(key)
-        except TipSetNotFound:
-            return None
-
-    def block_messages(self, header: BlockHeader) -> tuple[list[Message], list[SignedMessage]]:
-        return self.store.get_block_messages(header)
-
-
 Behaviour = Callable[[Request, Response], Awaitable[Response]]
 
 
@@ -222,7 +207,7 @@ class InProcessFetcher:
             self.states.append(self.syncer.state)
         await trio.sleep(0)
         store, behaviour = self.sources[peer]
-        served = serve_request(Request.decode(request.encode()), StoreReader(store))
+        served = serve_request(Request.decode(request.encode()), ChainStoreReader(store))
         return await behaviour(request, Response.decode(served.encode()))
 
     def asked(self, peer: PeerID) -> list[Request]:
