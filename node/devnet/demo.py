@@ -47,20 +47,21 @@ def _wait_for_address(log: Path, process: subprocess.Popen[str], timeout: float)
     raise DemoError(f"the producer did not report a listening address in {timeout:.0f} s")
 
 
-def _sample(url: str) -> dict[str, float]:
+def _sample(url: str) -> tuple[dict[str, float], str]:
+    """The unlabelled samples of the node's ``/metrics`` by name, and its sync state (the
+    ``fvmnode_sync_state`` enum member whose value is 1)."""
     with urllib.request.urlopen(url, timeout=2) as response:
         text = response.read().decode()
     values: dict[str, float] = {}
+    state = "?"
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            if not sample.labels or sample.name == "fvmnode_sync_state":
-                if sample.name == "fvmnode_sync_state" and sample.value != 1:
-                    continue
-                key = sample.name
-                if sample.name == "fvmnode_sync_state":
-                    key = f"sync_state:{next(iter(sample.labels.values()))}"
-                values[key] = sample.value
-    return values
+            if sample.name == "fvmnode_sync_state":
+                if sample.value == 1:
+                    state = sample.labels["fvmnode_sync_state"]
+            elif not sample.labels:
+                values[sample.name] = sample.value
+    return values, state
 
 
 def run_demo(
@@ -152,7 +153,7 @@ def _report(
         if processes[0].poll() is not None or processes[1].poll() is not None:
             raise DemoError("a devnet process exited; see the logs")
         try:
-            values = _sample(url)
+            values, state = _sample(url)
         except OSError:
             say("syncing node: starting ...")
             continue
@@ -160,7 +161,6 @@ def _report(
         gas = values.get("fvmnode_gas_used_total", 0.0)
         rate = (gas - last_gas) / (now - last_time)
         last_gas, last_time = gas, now
-        state = next((k.split(":", 1)[1] for k in values if k.startswith("sync_state:")), "?")
         say(
             f"syncing node: head {values.get('fvmnode_head_epoch', 0):.0f}, "
             f"lag {values.get('fvmnode_epoch_lag', 0):.0f}, state {state}, "
