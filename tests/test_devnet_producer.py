@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from devnet_chain import BALANCE, GENESIS_TIME, DevnetKeys
+from devnet_chain import signed_transfer as transfer
 
 from chainsync.chain_store import ChainStore
 from chainsync.chain_types import FullBlock, TipSet
@@ -19,45 +21,28 @@ from chainsync.tipset_pipeline import TipsetPipeline, devnet_pipeline
 from config.networks import NetworkPreset, devnet_preset
 from fvm.address import Address
 from fvm.bundle import Bundle
-from fvm.message import Message, SignedMessage
+from fvm.message import SignedMessage
 from fvm.receipt import ExitCode
 from fvm.signature import SignatureType
 from fvm.state_tree import StateTree
 from fvm.token import FILECOIN_PRECISION
 from node.devnet.genesis import (
     DevnetGenesis,
-    DevnetGenesisSpec,
-    build_devnet_genesis,
     write_genesis_car,
 )
-from node.devnet.keys import Key, KeyType
 from node.devnet.producer import DevnetProducer, ProducerError, head_state_view
 from node.message_pool import MessagePool
-from store.blockstore import MemoryBlockstore
 from store.chain_index import ExecutionResult
 from store.lmdb_blockstore import LmdbBlockstore
 
-ALICE = Key.generate(KeyType.SECP256K1, b"producer alice")
-BOB = Key.generate(KeyType.BLS, b"producer bob")
-OWNER = Key.generate(KeyType.SECP256K1, b"producer owner")
-WORKER = Key.generate(KeyType.BLS, b"producer worker")
-BALANCE = 1_000 * FILECOIN_PRECISION
-GENESIS_TIME = 1_700_000_000
-NETWORK = "fvm-node-producer"
+KEYS = DevnetKeys.labelled("producer")
+ALICE, BOB, OWNER, WORKER = KEYS.alice, KEYS.bob, KEYS.owner, KEYS.worker
+NETWORK = KEYS.network
 
 
 @pytest.fixture(scope="module")
 def genesis(devnet_bundle: Bundle) -> DevnetGenesis:
-    spec = DevnetGenesisSpec(
-        network_name=NETWORK,
-        timestamp=GENESIS_TIME,
-        accounts=[(ALICE, BALANCE), (BOB, BALANCE)],
-        miner_owner=OWNER,
-        miner_worker=WORKER,
-        verifreg_root=Key.generate(KeyType.SECP256K1, b"producer root"),
-        remainder_owner=Key.generate(KeyType.SECP256K1, b"producer remainder"),
-    )
-    return build_devnet_genesis(spec, devnet_bundle, MemoryBlockstore())
+    return KEYS.genesis(devnet_bundle)
 
 
 @pytest.fixture(scope="module")
@@ -79,18 +64,6 @@ def open_node(
     store.load_genesis(data_dir / "genesis.car")
     return devnet_pipeline(store, preset, devnet_bundle, genesis.miner)
 
-
-def transfer(key: Key, to: Address, nonce: int, value: int = FILECOIN_PRECISION) -> SignedMessage:
-    message = Message(
-        to=to,
-        from_=key.address,
-        sequence=nonce,
-        value=value,
-        gas_limit=30_000_000,
-        gas_fee_cap=10**9,
-        gas_premium=10**5,
-    )
-    return key.sign_message(message)
 
 
 def balance(pipeline: TipsetPipeline, address: Address) -> int:

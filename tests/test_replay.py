@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from devnet_chain import DevnetKeys
+from devnet_chain import signed_transfer as transfer
 
 from chainsync.chain_store import ChainStore
 from chainsync.chain_types import TipSet
@@ -28,32 +30,25 @@ from chainsync.replay import (
 from chainsync.tipset_pipeline import devnet_pipeline
 from config.networks import devnet_preset
 from fvm.actor_schemas import decode_state
-from fvm.address import REWARD_ACTOR_ADDR, Address
+from fvm.address import REWARD_ACTOR_ADDR
 from fvm.bundle import Bundle
-from fvm.message import Message, SignedMessage
 from fvm.state_tree import StateTree
 from fvm.token import FILECOIN_PRECISION, encode_bigint
 from metrics.node_metrics import NodeMetrics
 from node.devnet.genesis import (
     DevnetGenesis,
-    DevnetGenesisSpec,
-    build_devnet_genesis,
     write_genesis_car,
 )
-from node.devnet.keys import Key, KeyType
 from node.devnet.producer import DevnetProducer, head_state_view
 from node.message_pool import MessagePool
 from node.replay_command import replay_command
 from store import dag_cbor
-from store.blockstore import MemoryBlockstore, put
+from store.blockstore import put
 from store.lmdb_blockstore import BLOCKS_DB, LmdbBlockstore
 
-ALICE = Key.generate(KeyType.SECP256K1, b"replay alice")
-BOB = Key.generate(KeyType.BLS, b"replay bob")
-WORKER = Key.generate(KeyType.BLS, b"replay worker")
-BALANCE = 1_000 * FILECOIN_PRECISION
-GENESIS_TIME = 1_700_000_000
-NETWORK = "fvm-node-replay"
+KEYS = DevnetKeys.labelled("replay")
+ALICE, BOB, WORKER = KEYS.alice, KEYS.bob, KEYS.worker
+NETWORK = KEYS.network
 # Heights produced: 1-3, 5-9 (4 is a null round); transfers land in 1, 3, 6, 8.
 HEIGHTS = [0, 1, 2, 3, 5, 6, 7, 8, 9]
 HEAD = 9
@@ -63,29 +58,8 @@ FORGED_DELTA = 12_345
 
 @pytest.fixture(scope="module")
 def genesis(devnet_bundle: Bundle) -> DevnetGenesis:
-    spec = DevnetGenesisSpec(
-        network_name=NETWORK,
-        timestamp=GENESIS_TIME,
-        accounts=[(ALICE, BALANCE), (BOB, BALANCE)],
-        miner_owner=Key.generate(KeyType.SECP256K1, b"replay owner"),
-        miner_worker=WORKER,
-        verifreg_root=Key.generate(KeyType.SECP256K1, b"replay root"),
-        remainder_owner=Key.generate(KeyType.SECP256K1, b"replay remainder"),
-    )
-    return build_devnet_genesis(spec, devnet_bundle, MemoryBlockstore())
+    return KEYS.genesis(devnet_bundle)
 
-
-def transfer(key: Key, to: Address, nonce: int, value: int) -> SignedMessage:
-    message = Message(
-        to=to,
-        from_=key.address,
-        sequence=nonce,
-        value=value,
-        gas_limit=30_000_000,
-        gas_fee_cap=10**9,
-        gas_premium=10**5,
-    )
-    return key.sign_message(message)
 
 
 @pytest.fixture(scope="module")

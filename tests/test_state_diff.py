@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from devnet_chain import DevnetKeys
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -22,8 +23,7 @@ from fvm.address import STORAGE_POWER_ACTOR_ADDR, Address
 from fvm.bundle import Bundle
 from fvm.state_tree import StateTree
 from fvm.token import FILECOIN_PRECISION, encode_bigint
-from node.devnet.genesis import DevnetGenesis, DevnetGenesisSpec, build_devnet_genesis
-from node.devnet.keys import Key, KeyType
+from node.devnet.genesis import DevnetGenesis
 from store import dag_cbor
 from store.amt import Amt
 from store.bitfield import BitField
@@ -32,8 +32,8 @@ from store.cid import CID
 from store.errors import MalformedInput
 from store.hamt import Hamt
 
-ALICE = Key.generate(KeyType.SECP256K1, b"diff alice")
-BOB = Key.generate(KeyType.BLS, b"diff bob")
+KEYS = DevnetKeys.labelled("diff")
+ALICE, BOB = KEYS.alice, KEYS.bob
 
 
 # -- HAMT diff ----------------------------------------------------------------------------------
@@ -126,16 +126,7 @@ def test_render_makes_json_values() -> None:
 
 @pytest.fixture(scope="module")
 def genesis(devnet_bundle: Bundle) -> DevnetGenesis:
-    spec = DevnetGenesisSpec(
-        network_name="fvm-node-diff",
-        timestamp=1_700_000_000,
-        accounts=[(ALICE, 10 * FILECOIN_PRECISION), (BOB, 10 * FILECOIN_PRECISION)],
-        miner_owner=Key.generate(KeyType.SECP256K1, b"diff owner"),
-        miner_worker=Key.generate(KeyType.BLS, b"diff worker"),
-        verifreg_root=Key.generate(KeyType.SECP256K1, b"diff root"),
-        remainder_owner=Key.generate(KeyType.SECP256K1, b"diff remainder"),
-    )
-    return build_devnet_genesis(spec, devnet_bundle, MemoryBlockstore())
+    return KEYS.genesis(devnet_bundle, 10 * FILECOIN_PRECISION)
 
 
 def copy_of(genesis: DevnetGenesis) -> MemoryBlockstore:

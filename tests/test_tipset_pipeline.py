@@ -14,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from devnet_chain import DevnetKeys
 
 from chainsync.block_validation import BlockValidationError, Reason
 from chainsync.chain_externs import ChainExterns
@@ -34,38 +35,22 @@ from fvm.message import Message
 from fvm.token import FILECOIN_PRECISION
 from node.devnet.genesis import (
     DevnetGenesis,
-    DevnetGenesisSpec,
-    build_devnet_genesis,
     write_genesis_car,
 )
-from node.devnet.keys import Key, KeyType
+from node.devnet.keys import Key
 from node.devnet.producer import DevnetProducer, head_state_view
 from node.message_pool import MessagePool
-from store.blockstore import MemoryBlockstore
 from store.cid import CID
 from store.lmdb_blockstore import LmdbBlockstore
 
-ALICE = Key.generate(KeyType.SECP256K1, b"pipeline alice")
-BOB = Key.generate(KeyType.BLS, b"pipeline bob")
-OWNER = Key.generate(KeyType.SECP256K1, b"pipeline owner")
-WORKER = Key.generate(KeyType.BLS, b"pipeline worker")
-BALANCE = 1_000 * FILECOIN_PRECISION
-GENESIS_TIME = 1_700_000_000
-NETWORK = "fvm-node-pipeline"
+KEYS = DevnetKeys.labelled("pipeline")
+ALICE, BOB, OWNER, WORKER = KEYS.alice, KEYS.bob, KEYS.owner, KEYS.worker
+NETWORK = KEYS.network
 
 
 @pytest.fixture(scope="module")
 def genesis(devnet_bundle: Bundle) -> DevnetGenesis:
-    spec = DevnetGenesisSpec(
-        network_name=NETWORK,
-        timestamp=GENESIS_TIME,
-        accounts=[(ALICE, BALANCE), (BOB, BALANCE)],
-        miner_owner=OWNER,
-        miner_worker=WORKER,
-        verifreg_root=Key.generate(KeyType.SECP256K1, b"pipeline root"),
-        remainder_owner=Key.generate(KeyType.SECP256K1, b"pipeline remainder"),
-    )
-    return build_devnet_genesis(spec, devnet_bundle, MemoryBlockstore())
+    return KEYS.genesis(devnet_bundle)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,79 @@
+"""Small devnets for tests: deterministic keys per test module, a genesis, signed transfers.
+
+Several test modules build their own devnet genesis through the FVM (two funded accounts, one
+miner) and differ only by the seed labels of their keys and the network name; the label keeps
+their keys and therefore their chains apart. Built with
+:func:`node.devnet.genesis.build_devnet_genesis` on the real v10 devnet bundle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fvm.address import Address
+from fvm.bundle import Bundle
+from fvm.message import Message, SignedMessage
+from fvm.token import FILECOIN_PRECISION
+from node.devnet.genesis import DevnetGenesis, DevnetGenesisSpec, build_devnet_genesis
+from node.devnet.keys import Key, KeyType
+from store.blockstore import MemoryBlockstore
+
+BALANCE = 1_000 * FILECOIN_PRECISION
+GENESIS_TIME = 1_700_000_000
+
+
+@dataclass(frozen=True)
+class DevnetKeys:
+    """The keys of one test module's devnet, each generated from ``"<label> <role>"``."""
+
+    label: str
+    alice: Key
+    bob: Key
+    owner: Key
+    worker: Key
+
+    @classmethod
+    def labelled(cls, label: str) -> DevnetKeys:
+        def key(kind: KeyType, role: str) -> Key:
+            return Key.generate(kind, f"{label} {role}".encode())
+
+        return cls(
+            label=label,
+            alice=key(KeyType.SECP256K1, "alice"),
+            bob=key(KeyType.BLS, "bob"),
+            owner=key(KeyType.SECP256K1, "owner"),
+            worker=key(KeyType.BLS, "worker"),
+        )
+
+    @property
+    def network(self) -> str:
+        return f"fvm-node-{self.label}"
+
+    def genesis(self, bundle: Bundle, balance: int = BALANCE) -> DevnetGenesis:
+        """Alice (secp256k1) and Bob (BLS) funded with ``balance``; the owner's miner."""
+        spec = DevnetGenesisSpec(
+            network_name=self.network,
+            timestamp=GENESIS_TIME,
+            accounts=[(self.alice, balance), (self.bob, balance)],
+            miner_owner=self.owner,
+            miner_worker=self.worker,
+            verifreg_root=Key.generate(KeyType.SECP256K1, f"{self.label} root".encode()),
+            remainder_owner=Key.generate(KeyType.SECP256K1, f"{self.label} remainder".encode()),
+        )
+        return build_devnet_genesis(spec, bundle, MemoryBlockstore())
+
+
+def signed_transfer(
+    key: Key, to: Address, nonce: int, value: int = FILECOIN_PRECISION
+) -> SignedMessage:
+    """A plain value transfer with generous gas, signed by ``key``."""
+    message = Message(
+        to=to,
+        from_=key.address,
+        sequence=nonce,
+        value=value,
+        gas_limit=30_000_000,
+        gas_fee_cap=10**9,
+        gas_premium=10**5,
+    )
+    return key.sign_message(message)
