@@ -19,7 +19,8 @@ v3 root would start with the bit width, ``84 03``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from chainsync.chain_types import ChainTypeError, MsgMeta
 from fvm.message import Message, MessageError, SignedMessage
@@ -29,6 +30,8 @@ from store.amt import Amt
 from store.blockstore import Blockstore, get_required, put
 from store.cid import CID
 from store.errors import BlockNotFound, MalformedInput
+
+T = TypeVar("T")
 
 
 class BlockMessagesError(MalformedInput):
@@ -103,22 +106,14 @@ def receipts_root(store: Blockstore, receipts: Sequence[Receipt]) -> CID:
 
 def load_receipts(store: Blockstore, root: CID) -> list[Receipt]:
     """The receipts in the array at ``root`` (Lotus ``ReadReceipts``)."""
-    amt = _load_legacy_amt(store, root, "receipts array")
-    receipts: list[Receipt] = []
-    try:
-        for index, value in amt.items():
-            receipts.append(Receipt.from_cbor(value, f"{root}[{index}]"))
-    except BlockNotFound as exc:
-        raise MissingBlockMessages(exc.cid, "receipts array node") from None
-    except ReceiptError as exc:
-        raise BlockMessagesError(exc.what, exc.where) from None
-    except MalformedInput as exc:
-        raise BlockMessagesError(f"receipts array: {exc.what}", exc.where or str(root)) from None
-    if len(receipts) != len(amt):
-        raise BlockMessagesError(
-            f"receipts array holds {len(receipts)} receipts, its count says {len(amt)}", str(root)
-        )
-    return receipts
+
+    def receipt(index: int, value: Any) -> Receipt:
+        try:
+            return Receipt.from_cbor(value, f"{root}[{index}]")
+        except ReceiptError as exc:
+            raise BlockMessagesError(exc.what, exc.where) from None
+
+    return _read_legacy_array(store, root, "receipts array", receipt)
 
 
 def _get(store: Blockstore, cid: CID, what: str) -> bytes:
@@ -138,21 +133,31 @@ def _load_legacy_amt(store: Blockstore, root: CID, what: str) -> Amt:
 
 
 def _read_cid_array(store: Blockstore, root: CID, what: str) -> list[CID]:
+    def cid(index: int, value: Any) -> CID:
+        if type(value) is not CID:
+            raise BlockMessagesError(f"{what} entry {index} is not a CID", str(root))
+        return value
+
+    return _read_legacy_array(store, root, what, cid)
+
+
+def _read_legacy_array(
+    store: Blockstore, root: CID, what: str, entry: Callable[[int, Any], T]
+) -> list[T]:
+    """Every entry of the legacy AMT at ``root``, converted, checked against the root's count."""
     amt = _load_legacy_amt(store, root, what)
-    cids: list[CID] = []
+    entries: list[T] = []
     try:
         for index, value in amt.items():
-            if type(value) is not CID:
-                raise BlockMessagesError(f"{what} entry {index} is not a CID", str(root))
-            cids.append(value)
+            entries.append(entry(index, value))
     except BlockNotFound as exc:
         raise MissingBlockMessages(exc.cid, f"{what} node") from None
     except BlockMessagesError:
         raise
     except MalformedInput as exc:
         raise BlockMessagesError(f"{what}: {exc.what}", exc.where or str(root)) from None
-    if len(cids) != len(amt):
+    if len(entries) != len(amt):
         raise BlockMessagesError(
-            f"{what} holds {len(cids)} CIDs, its count says {len(amt)}", str(root)
+            f"{what} holds {len(entries)} entries, its count says {len(amt)}", str(root)
         )
-    return cids
+    return entries
