@@ -9,14 +9,26 @@ their keys and therefore their chains apart. Built with
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
+from chainsync.chain_store import ChainStore
+from chainsync.tipset_pipeline import TipsetPipeline, devnet_pipeline
+from config.networks import NetworkPreset, devnet_preset
 from fvm.address import Address
 from fvm.bundle import Bundle
 from fvm.message import Message, SignedMessage
 from fvm.token import FILECOIN_PRECISION
-from node.devnet.genesis import DevnetGenesis, DevnetGenesisSpec, build_devnet_genesis
+from node.devnet.genesis import (
+    DevnetGenesis,
+    DevnetGenesisSpec,
+    build_devnet_genesis,
+    write_genesis_car,
+)
 from node.devnet.keys import Key, KeyType
+from node.devnet.producer import DevnetProducer, head_state_view
+from node.message_pool import MessagePool
 from store.blockstore import MemoryBlockstore
+from store.lmdb_blockstore import LmdbBlockstore
 
 BALANCE = 1_000 * FILECOIN_PRECISION
 GENESIS_TIME = 1_700_000_000
@@ -61,6 +73,36 @@ class DevnetKeys:
             remainder_owner=Key.generate(KeyType.SECP256K1, f"{self.label} remainder".encode()),
         )
         return build_devnet_genesis(spec, bundle, MemoryBlockstore())
+
+
+@dataclass(frozen=True)
+class DevnetNodes:
+    """Opens pipelines over fresh or existing LMDB directories holding one devnet's genesis."""
+
+    directory: Path
+    keys: DevnetKeys
+    bundle: Bundle
+    genesis: DevnetGenesis
+    preset: NetworkPreset
+
+    @classmethod
+    def in_directory(
+        cls, directory: Path, keys: DevnetKeys, bundle: Bundle, genesis: DevnetGenesis
+    ) -> DevnetNodes:
+        """Write ``genesis.car`` into ``directory``, with the devnet preset that names it."""
+        write_genesis_car(directory / "genesis.car", genesis)
+        preset = devnet_preset(directory, genesis_cid=genesis.cid, network_name=keys.network)
+        return cls(directory, keys, bundle, genesis, preset)
+
+    def open(self, path: Path) -> TipsetPipeline:
+        store = ChainStore(LmdbBlockstore(path, map_size=1 << 30))
+        store.load_genesis(self.directory / "genesis.car")
+        return devnet_pipeline(store, self.preset, self.bundle, self.genesis.miner)
+
+    def producer(self, pipeline: TipsetPipeline) -> DevnetProducer:
+        """A producer signing with the worker key, over a fresh pool on ``pipeline``'s head."""
+        pool = MessagePool(head_state_view(pipeline))
+        return DevnetProducer(pipeline, pool, self.genesis.miner, self.keys.worker)
 
 
 def signed_transfer(

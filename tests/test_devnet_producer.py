@@ -10,15 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from devnet_chain import BALANCE, GENESIS_TIME, DevnetKeys
+from devnet_chain import BALANCE, GENESIS_TIME, DevnetKeys, DevnetNodes
 from devnet_chain import signed_transfer as transfer
 
-from chainsync.chain_store import ChainStore
 from chainsync.chain_types import FullBlock, TipSet
 from chainsync.devnet_beacon import MockBeacon
 from chainsync.messages_root import load_receipts
-from chainsync.tipset_pipeline import TipsetPipeline, devnet_pipeline
-from config.networks import NetworkPreset, devnet_preset
+from chainsync.tipset_pipeline import TipsetPipeline
 from fvm.address import Address
 from fvm.bundle import Bundle
 from fvm.message import SignedMessage
@@ -28,12 +26,10 @@ from fvm.state_tree import StateTree
 from fvm.token import FILECOIN_PRECISION
 from node.devnet.genesis import (
     DevnetGenesis,
-    write_genesis_car,
 )
 from node.devnet.producer import DevnetProducer, ProducerError, head_state_view
 from node.message_pool import MessagePool
 from store.chain_index import ExecutionResult
-from store.lmdb_blockstore import LmdbBlockstore
 
 KEYS = DevnetKeys.labelled("producer")
 ALICE, BOB, OWNER, WORKER = KEYS.alice, KEYS.bob, KEYS.owner, KEYS.worker
@@ -46,24 +42,10 @@ def genesis(devnet_bundle: Bundle) -> DevnetGenesis:
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory, genesis: DevnetGenesis) -> Path:
-    directory = tmp_path_factory.mktemp("devnet")
-    write_genesis_car(directory / "genesis.car", genesis)
-    return directory
-
-
-@pytest.fixture(scope="module")
-def preset(data_dir: Path, genesis: DevnetGenesis) -> NetworkPreset:
-    return devnet_preset(data_dir, genesis_cid=genesis.cid, network_name=NETWORK)
-
-
-def open_node(
-    path: Path, data_dir: Path, preset: NetworkPreset, devnet_bundle: Bundle, genesis: DevnetGenesis
-) -> TipsetPipeline:
-    store = ChainStore(LmdbBlockstore(path, map_size=1 << 30))
-    store.load_genesis(data_dir / "genesis.car")
-    return devnet_pipeline(store, preset, devnet_bundle, genesis.miner)
-
+def nodes(
+    tmp_path_factory: pytest.TempPathFactory, devnet_bundle: Bundle, genesis: DevnetGenesis
+) -> DevnetNodes:
+    return DevnetNodes.in_directory(tmp_path_factory.mktemp("devnet"), KEYS, devnet_bundle, genesis)
 
 
 def balance(pipeline: TipsetPipeline, address: Address) -> int:
@@ -84,18 +66,12 @@ def chain_of(pipeline: TipsetPipeline) -> list[TipSet]:
 
 @pytest.fixture(scope="module")
 def produced(
-    tmp_path_factory: pytest.TempPathFactory,
-    data_dir: Path,
-    preset: NetworkPreset,
-    devnet_bundle: Bundle,
-    genesis: DevnetGenesis,
+    tmp_path_factory: pytest.TempPathFactory, nodes: DevnetNodes
 ) -> tuple[TipsetPipeline, list[FullBlock], list[SignedMessage]]:
     """Epochs 1, 2, 3, 5, 6, 7 (4 is a null round) with four transfers."""
-    pipeline = open_node(
-        tmp_path_factory.mktemp("producer") / "chain", data_dir, preset, devnet_bundle, genesis
-    )
-    pool = MessagePool(head_state_view(pipeline))
-    producer = DevnetProducer(pipeline, pool, genesis.miner, WORKER)
+    pipeline = nodes.open(tmp_path_factory.mktemp("producer") / "chain")
+    producer = nodes.producer(pipeline)
+    pool = producer.message_pool
     first = [
         transfer(ALICE, BOB.address, 0),
         transfer(BOB, ALICE.address, 0, 2 * FILECOIN_PRECISION),
@@ -137,14 +113,14 @@ def test_blocks_carry_the_pool_messages_bls_unsigned_and_aggregated(
 def test_headers_follow_the_devnet_rules(
     produced: tuple[TipsetPipeline, list[FullBlock], list[SignedMessage]],
     genesis: DevnetGenesis,
-    preset: NetworkPreset,
+    nodes: DevnetNodes,
 ) -> None:
     pipeline, blocks, _ = produced
     beacon = MockBeacon()
     for block in blocks:
         header = block.header
         assert header.miner == genesis.miner
-        assert header.timestamp == GENESIS_TIME + header.height * preset.block_delay_secs
+        assert header.timestamp == GENESIS_TIME + header.height * nodes.preset.block_delay_secs
         assert header.election_proof is not None and header.election_proof.win_count == 1
         assert header.fork_signaling == 0
     # weight: 256 per block, genesis included
@@ -179,14 +155,11 @@ def test_transfers_are_applied_with_success_receipts(
 def test_second_store_replays_to_the_same_roots_at_every_epoch(
     produced: tuple[TipsetPipeline, list[FullBlock], list[SignedMessage]],
     tmp_path: Path,
-    data_dir: Path,
-    preset: NetworkPreset,
-    devnet_bundle: Bundle,
-    genesis: DevnetGenesis,
+    nodes: DevnetNodes,
 ) -> None:
     producer_pipeline, blocks, _ = produced
     executed: list[int] = []
-    syncer = open_node(tmp_path / "syncer", data_dir, preset, devnet_bundle, genesis)
+    syncer = nodes.open(tmp_path / "syncer")
     syncer.on_execute = lambda tipset, result, seconds: executed.append(tipset.height)
     outcomes = syncer.accept([[block] for block in blocks])
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from devnet_chain import DevnetKeys
+from devnet_chain import DevnetKeys, DevnetNodes
 from devnet_chain import signed_transfer as transfer
 
 from chainsync.chain_store import ChainStore
@@ -27,8 +27,6 @@ from chainsync.replay import (
     chain_dir_of,
     replay_range,
 )
-from chainsync.tipset_pipeline import devnet_pipeline
-from config.networks import devnet_preset
 from fvm.actor_schemas import decode_state
 from fvm.address import REWARD_ACTOR_ADDR
 from fvm.bundle import Bundle
@@ -37,10 +35,7 @@ from fvm.token import FILECOIN_PRECISION, encode_bigint
 from metrics.node_metrics import NodeMetrics
 from node.devnet.genesis import (
     DevnetGenesis,
-    write_genesis_car,
 )
-from node.devnet.producer import DevnetProducer, head_state_view
-from node.message_pool import MessagePool
 from node.replay_command import replay_command
 from store import dag_cbor
 from store.blockstore import put
@@ -61,20 +56,16 @@ def genesis(devnet_bundle: Bundle) -> DevnetGenesis:
     return KEYS.genesis(devnet_bundle)
 
 
-
 @pytest.fixture(scope="module")
 def node_dir(
     tmp_path_factory: pytest.TempPathFactory, devnet_bundle: Bundle, genesis: DevnetGenesis
 ) -> Path:
     """A node data directory (``chain/`` LMDB store) holding the produced chain, closed."""
     root = tmp_path_factory.mktemp("replay-node")
-    write_genesis_car(root / "genesis.car", genesis)
-    preset = devnet_preset(root, genesis_cid=genesis.cid, network_name=NETWORK)
-    store = ChainStore(LmdbBlockstore(root / "chain", map_size=1 << 30))
-    store.load_genesis(root / "genesis.car")
-    pipeline = devnet_pipeline(store, preset, devnet_bundle, genesis.miner)
-    pool = MessagePool(head_state_view(pipeline))
-    producer = DevnetProducer(pipeline, pool, genesis.miner, WORKER)
+    nodes = DevnetNodes.in_directory(root, KEYS, devnet_bundle, genesis)
+    pipeline = nodes.open(root / "chain")
+    producer = nodes.producer(pipeline)
+    pool = producer.message_pool
     nonces = {ALICE.address: 0, BOB.address: 0}
     for epoch in HEIGHTS[1:]:
         if epoch in (1, 3, 6, 8):
@@ -87,7 +78,7 @@ def node_dir(
                 )
         producer.produce(epoch)
     assert pipeline.head().height == HEAD
-    store.blockstore.close()
+    pipeline.chain_store.blockstore.close()
     return root
 
 

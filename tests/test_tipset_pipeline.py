@@ -14,34 +14,26 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from devnet_chain import DevnetKeys
+from devnet_chain import DevnetKeys, DevnetNodes
 
 from chainsync.block_validation import BlockValidationError, Reason
 from chainsync.chain_externs import ChainExterns
-from chainsync.chain_store import ChainStore
 from chainsync.chain_types import BeaconEntry, FullBlock
 from chainsync.devnet_beacon import BeaconEntryError, MockBeacon
 from chainsync.tipset_pipeline import (
     ConsensusMismatch,
     InvalidTipsetBatch,
-    TipsetPipeline,
     UnknownParent,
-    devnet_pipeline,
 )
-from config.networks import NetworkPreset, devnet_preset
 from fvm.bundle import Bundle
 from fvm.crypto.hashes import blake2b_256
 from fvm.message import Message
 from fvm.token import FILECOIN_PRECISION
 from node.devnet.genesis import (
     DevnetGenesis,
-    write_genesis_car,
 )
 from node.devnet.keys import Key
-from node.devnet.producer import DevnetProducer, head_state_view
-from node.message_pool import MessagePool
 from store.cid import CID
-from store.lmdb_blockstore import LmdbBlockstore
 
 KEYS = DevnetKeys.labelled("pipeline")
 ALICE, BOB, OWNER, WORKER = KEYS.alice, KEYS.bob, KEYS.owner, KEYS.worker
@@ -54,47 +46,14 @@ def genesis(devnet_bundle: Bundle) -> DevnetGenesis:
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory, genesis: DevnetGenesis) -> Path:
-    directory = tmp_path_factory.mktemp("devnet")
-    write_genesis_car(directory / "genesis.car", genesis)
-    return directory
-
-
-@pytest.fixture(scope="module")
-def preset(data_dir: Path, genesis: DevnetGenesis) -> NetworkPreset:
-    return devnet_preset(data_dir, genesis_cid=genesis.cid, network_name=NETWORK)
-
-
-class Nodes:
-    """Opens pipelines over fresh or existing LMDB directories holding the devnet genesis."""
-
-    def __init__(
-        self, data_dir: Path, preset: NetworkPreset, devnet_bundle: Bundle, genesis: DevnetGenesis
-    ) -> None:
-        self.data_dir = data_dir
-        self.preset = preset
-        self.bundle = devnet_bundle
-        self.genesis = genesis
-
-    def open(self, path: Path) -> TipsetPipeline:
-        store = ChainStore(LmdbBlockstore(path, map_size=1 << 30))
-        store.load_genesis(self.data_dir / "genesis.car")
-        return devnet_pipeline(store, self.preset, self.bundle, self.genesis.miner)
-
-    def producer(self, pipeline: TipsetPipeline) -> DevnetProducer:
-        pool = MessagePool(head_state_view(pipeline))
-        return DevnetProducer(pipeline, pool, self.genesis.miner, WORKER)
-
-
-@pytest.fixture(scope="module")
 def nodes(
-    data_dir: Path, preset: NetworkPreset, devnet_bundle: Bundle, genesis: DevnetGenesis
-) -> Nodes:
-    return Nodes(data_dir, preset, devnet_bundle, genesis)
+    tmp_path_factory: pytest.TempPathFactory, devnet_bundle: Bundle, genesis: DevnetGenesis
+) -> DevnetNodes:
+    return DevnetNodes.in_directory(tmp_path_factory.mktemp("devnet"), KEYS, devnet_bundle, genesis)
 
 
 @pytest.fixture(scope="module")
-def chain(nodes: Nodes, tmp_path_factory: pytest.TempPathFactory) -> list[FullBlock]:
+def chain(nodes: DevnetNodes, tmp_path_factory: pytest.TempPathFactory) -> list[FullBlock]:
     """Blocks at epochs 1, 2, 4 (3 is a null round), 5; a secp256k1 transfer in block 1."""
     pipeline = nodes.open(tmp_path_factory.mktemp("producer") / "chain")
     producer = nodes.producer(pipeline)
@@ -121,7 +80,7 @@ OTHER_ROOT = CID.hash_of(b"not the state anyone computed")
 
 
 def test_worker_signed_wrong_state_root_is_a_recorded_mismatch(
-    nodes: Nodes, chain: list[FullBlock], tmp_path: Path
+    nodes: DevnetNodes, chain: list[FullBlock], tmp_path: Path
 ) -> None:
     node = nodes.open(tmp_path / "node")
     node.accept([[chain[0]]])
@@ -150,7 +109,7 @@ def test_worker_signed_wrong_state_root_is_a_recorded_mismatch(
 
 
 def test_worker_signed_wrong_receipts_root_is_a_mismatch(
-    nodes: Nodes, chain: list[FullBlock], tmp_path: Path
+    nodes: DevnetNodes, chain: list[FullBlock], tmp_path: Path
 ) -> None:
     node = nodes.open(tmp_path / "node")
     node.accept([[chain[0]]])
@@ -163,7 +122,7 @@ def test_worker_signed_wrong_receipts_root_is_a_mismatch(
 
 
 def test_wrong_state_root_not_signed_by_the_worker_is_refused_without_a_record(
-    nodes: Nodes, chain: list[FullBlock], tmp_path: Path
+    nodes: DevnetNodes, chain: list[FullBlock], tmp_path: Path
 ) -> None:
     node = nodes.open(tmp_path / "node")
     forged = resigned(chain[0], key=OWNER, parent_state_root=OTHER_ROOT)
@@ -175,7 +134,7 @@ def test_wrong_state_root_not_signed_by_the_worker_is_refused_without_a_record(
 
 
 def test_tampered_messages_signature_and_beacon_are_refused(
-    nodes: Nodes, chain: list[FullBlock], tmp_path: Path
+    nodes: DevnetNodes, chain: list[FullBlock], tmp_path: Path
 ) -> None:
     node = nodes.open(tmp_path / "node")
     genesis_key = node.head().key
@@ -199,7 +158,7 @@ def test_tampered_messages_signature_and_beacon_are_refused(
 
 
 def test_unknown_parent_and_bad_batches_are_refused(
-    nodes: Nodes, chain: list[FullBlock], tmp_path: Path
+    nodes: DevnetNodes, chain: list[FullBlock], tmp_path: Path
 ) -> None:
     node = nodes.open(tmp_path / "node")
     with pytest.raises(UnknownParent):
@@ -214,7 +173,7 @@ def test_unknown_parent_and_bad_batches_are_refused(
 
 
 def test_accepting_again_changes_nothing(
-    nodes: Nodes, chain: list[FullBlock], tmp_path: Path
+    nodes: DevnetNodes, chain: list[FullBlock], tmp_path: Path
 ) -> None:
     node = nodes.open(tmp_path / "node")
     first = node.accept([[block] for block in chain])
@@ -226,7 +185,7 @@ def test_accepting_again_changes_nothing(
 
 
 def test_lighter_fork_is_stored_but_does_not_become_the_head(
-    nodes: Nodes, chain: list[FullBlock], tmp_path: Path
+    nodes: DevnetNodes, chain: list[FullBlock], tmp_path: Path
 ) -> None:
     forker = nodes.open(tmp_path / "forker")
     forker.accept([[chain[0]]])
@@ -244,7 +203,7 @@ def test_lighter_fork_is_stored_but_does_not_become_the_head(
 
 
 def test_crash_in_the_middle_of_accept_leaves_a_consistent_store(
-    nodes: Nodes, chain: list[FullBlock], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    nodes: DevnetNodes, chain: list[FullBlock], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "node"
     node = nodes.open(path)
@@ -282,7 +241,7 @@ def test_crash_in_the_middle_of_accept_leaves_a_consistent_store(
 
 
 def test_actors_beacon_randomness_comes_from_the_blocks_entries(
-    nodes: Nodes, chain: list[FullBlock], tmp_path: Path
+    nodes: DevnetNodes, chain: list[FullBlock], tmp_path: Path
 ) -> None:
     node = nodes.open(tmp_path / "node")
     node.accept([[block] for block in chain])
