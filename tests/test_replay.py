@@ -42,7 +42,7 @@ from store.blockstore import put
 from store.lmdb_blockstore import BLOCKS_DB, LmdbBlockstore
 
 KEYS = DevnetKeys.labelled("replay")
-ALICE, BOB, WORKER = KEYS.alice, KEYS.bob, KEYS.worker
+ALICE, BOB = KEYS.alice, KEYS.bob
 NETWORK = KEYS.network
 # Heights produced: 1-3, 5-9 (4 is a null round); transfers land in 1, 3, 6, 8.
 HEIGHTS = [0, 1, 2, 3, 5, 6, 7, 8, 9]
