@@ -38,6 +38,8 @@ from store.errors import FvmNodeError
 ENV_PREFIX: Final = "FVM_NODE_"
 # FVM_NODE_* variables that are not settings (the shared data directory, see config.bundles).
 RESERVED_ENV: Final = frozenset({"FVM_NODE_SHARED"})
+# Benchmarks take their knobs from FVM_NODE_BENCH_* variables; they are not node settings.
+RESERVED_ENV_PREFIX: Final = "FVM_NODE_BENCH_"
 
 MAX_REQUEST_LENGTH: Final = 900  # Lotus exchange.MaxRequestLength (= policy.ChainFinality)
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -341,7 +343,11 @@ def _file_layer(config_file: Path) -> dict[str, _Raw]:
 def _env_layer(env: Mapping[str, str], cwd: Path) -> dict[str, _Raw]:
     layer: dict[str, _Raw] = {}
     for name, value in env.items():
-        if not name.startswith(ENV_PREFIX) or name in RESERVED_ENV:
+        if (
+            not name.startswith(ENV_PREFIX)
+            or name in RESERVED_ENV
+            or name.startswith(RESERVED_ENV_PREFIX)
+        ):
             continue
         key = name[len(ENV_PREFIX) :].lower().replace("__", ".")
         layer[key] = _Raw(value, f"environment {name}", True, cwd)

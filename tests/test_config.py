@@ -341,6 +341,7 @@ def test_precedence_file_then_environment_then_command_line(tmp_path: Path) -> N
         "FVM_NODE_SYNC__BATCH_LENGTH": "300",
         "FVM_NODE_SYNC__MAX_CONCURRENT_REQUESTS": "9",
         "FVM_NODE_SHARED": "/not/a/setting",
+        "FVM_NODE_BENCH_EPOCHS": "30",
     }
     settings = load_settings(config, env, {"sync.batch_length": 400, "log_level": None})
     assert settings.network == "calibnet"
