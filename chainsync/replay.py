@@ -23,10 +23,8 @@ number of workers (except the timings).
 
 On a mismatch, ``report_dir/epoch-<E>/`` receives ``report.json`` (roots, the actors and fields
 that differ: :mod:`chainsync.state_diff`; the receipts that differ; every message's gas
-summary) and a short ``summary.txt``. Per-message gas *traces* are not available: the gas
-tracker can record charges (``GasTracker(tracing=True)``) but neither the call manager's
-``FinishedCallStack`` nor ``ApplyRet`` passes them on, and the tipset executor builds its
-machines without tracing; the report gives each message's gas outcome instead.
+summary), a short ``summary.txt``, and ``gas-traces.json``: the tipset executed again with
+tracing on, every message's call tree with its gas charges (:mod:`chainsync.gas_trace`).
 
 Only the devnet can be replayed: it is the only network with a tipset pipeline (mainnet and
 calibnet need state migrations and a drand schedule the node does not have yet).
@@ -39,7 +37,7 @@ import multiprocessing
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any, Final
@@ -48,6 +46,7 @@ from chainsync.chain_externs import ChainExterns
 from chainsync.chain_store import ChainStore, ChainStoreError, TipSetNotFound
 from chainsync.chain_types import FullBlock, TipSet, TipSetKey
 from chainsync.devnet_beacon import MockBeacon
+from chainsync.gas_trace import tipset_gas_traces_json
 from chainsync.messages_root import load_receipts
 from chainsync.state_diff import StateDiff, diff_state_trees, render
 from chainsync.tipset_execution import ExecutionConfig, TipsetResult, apply_full_blocks
@@ -70,6 +69,7 @@ from store.lmdb_blockstore import LmdbBlockstore
 LMDB_DATA_FILE: Final = "data.mdb"
 REPORT_FILE: Final = "report.json"
 SUMMARY_FILE: Final = "summary.txt"
+GAS_TRACES_FILE: Final = "gas-traces.json"
 RESULTS_FILE: Final = "replay.json"
 SUPPORTED_NETWORKS: Final = ("devnet",)
 
@@ -371,12 +371,13 @@ class Replayer:
                 child,
                 actors_version=self.actors_version,
                 bundle=self.bundle,
+                retrace=lambda: self._execute(tipset, BufferedBlockstore(self._base), tracing=True),
             )
             result = _with_report(result, report)
         scratch.discard()
         return result
 
-    def _execute(self, tipset: TipSet, store: Blockstore) -> TipsetResult:
+    def _execute(self, tipset: TipSet, store: Blockstore, *, tracing: bool = False) -> TipsetResult:
         parent = self.chain_store.get_tipset(tipset.parents)
         full_blocks = []
         for header in tipset.blocks:
@@ -385,7 +386,8 @@ class Replayer:
         externs = ChainExterns(
             self.chain_store, tipset, self.config.network_version, beacon_rounds=self._beacon
         )
-        return apply_full_blocks(self.config, store, externs, full_blocks, parent.height)
+        config = replace(self.config, tracing=True) if tracing else self.config
+        return apply_full_blocks(config, store, externs, full_blocks, parent.height)
 
     @staticmethod
     def _judge(
@@ -504,6 +506,25 @@ def _summary_text(
     return "\n".join(lines) + "\n"
 
 
+def _write_gas_traces(
+    directory: Path, computed: TipsetResult, retrace: Callable[[], TipsetResult] | None
+) -> dict[str, Any]:
+    """Write ``gas-traces.json`` from a traced re-execution; the report's fields about it."""
+    if retrace is None:
+        return {"gas_traces": None, "gas_traces_error": "no traced re-execution was asked for"}
+    try:
+        traced = retrace()
+    except FvmNodeError as exc:
+        return {"gas_traces": None, "gas_traces_error": f"{type(exc).__name__}: {exc}"}
+    document = tipset_gas_traces_json(traced)
+    document["same_result_as_untraced"] = (traced.state_root, traced.receipts_root) == (
+        computed.state_root,
+        computed.receipts_root,
+    )
+    (directory / GAS_TRACES_FILE).write_text(json.dumps(document, indent=2) + "\n")
+    return {"gas_traces": GAS_TRACES_FILE, "gas_traces_error": None}
+
+
 def write_mismatch_report(
     report_dir: Path,
     result: EpochResult,
@@ -513,10 +534,12 @@ def write_mismatch_report(
     *,
     actors_version: int,
     bundle: Bundle,
+    retrace: Callable[[], TipsetResult] | None = None,
 ) -> Path:
     """Write ``report_dir/epoch-<E>/report.json`` and ``summary.txt``; return the directory.
 
-    ``store`` holds the computed state (and reaches the expected one beneath it).
+    ``store`` holds the computed state (and reaches the expected one beneath it). ``retrace``
+    executes the tipset again with tracing on; its traces go to ``gas-traces.json``.
     """
     directory = report_dir / f"epoch-{result.epoch}"
     directory.mkdir(parents=True, exist_ok=True)
@@ -555,8 +578,7 @@ def write_mismatch_report(
         "receipts_diff": receipts,
         "receipts_diff_error": receipts_error,
         "message_gas": gas,
-        "gas_trace": None,
-        "gas_trace_note": "per-charge gas traces are not exposed by the executor",
+        **_write_gas_traces(directory, computed, retrace),
     }
     (directory / REPORT_FILE).write_text(json.dumps(document, indent=2) + "\n")
     (directory / SUMMARY_FILE).write_text(

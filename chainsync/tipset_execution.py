@@ -33,7 +33,10 @@ would cross a network-version change raises :class:`MissingStateMigration`. The 
 supply each machine reports is asked of the caller with the machine's base state, as Lotus's
 ``CircSupplyCalc`` is (see :mod:`chainsync.circulating_supply`).
 
-Execution runs inside :func:`fvm.engine.runtime.run_on_execution_stack`.
+Execution runs inside :func:`fvm.engine.runtime.run_on_execution_stack`. With
+``ExecutionConfig.tracing`` every machine records execution traces (each ``ApplyRet``'s
+``exec_trace``; see :mod:`fvm.execution_trace` and :mod:`chainsync.gas_trace`), as Lotus's
+``ExecuteTipSet`` does when ``vmTracing`` is on; the results are otherwise the same.
 """
 
 from __future__ import annotations
@@ -112,7 +115,8 @@ class ExecutionConfig:
 
     ``chain_id`` is the EIP-155 chain ID actors see (Lotus ``build.Eip155ChainId``);
     ``genesis_timestamp`` and ``block_delay_seconds`` (Lotus ``BlockDelaySecs``) give the null
-    rounds' timestamps.
+    rounds' timestamps. ``tracing`` makes every applied message carry its execution trace
+    (for diagnosis only: it slows execution down and changes no result).
     """
 
     network_version: NetworkVersionAt
@@ -121,6 +125,7 @@ class ExecutionConfig:
     chain_id: int
     genesis_timestamp: int
     block_delay_seconds: int
+    tracing: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +247,7 @@ def _make_executor(
         base_fee=base_fee,
         circ_supply=circulating,
         timestamp=timestamp,
+        tracing=config.tracing,
     )
     return Executor(Machine.create(context, store, externs), config.invoker)
 

@@ -28,6 +28,10 @@ table): v2's ``PriceListV2`` prices an invocation by value and method and never 
 state access; v3's ``PriceListV3`` charges value transfer and invocation separately and meters
 actor reads, updates and address resolution (FIP-0057), each charged once per call stack unless
 the transaction that recorded it is reverted.
+
+With ``MachineContext.tracing`` the call stack records its execution trace
+(:mod:`fvm.execution_trace`) as ref-fvm's ``DefaultCallManager`` does; without it, ``send``
+only tests one flag.
 """
 
 from __future__ import annotations
@@ -38,6 +42,16 @@ from typing import Any, Final, Protocol
 from fvm.actor_state import ActorState
 from fvm.address import Address
 from fvm.address import Protocol as AddressProtocol
+from fvm.execution_trace import (
+    FATAL_ERROR,
+    OUT_OF_GAS_ERROR,
+    CallErrorEvent,
+    CallEvent,
+    CallReturnEvent,
+    ExecutionEvent,
+    ExecutionTrace,
+    InvokeActorEvent,
+)
 from fvm.gas.charge import GasCharge, Milligas, gas, round_up
 from fvm.gas.gas_tracker import GasTracker, OutOfGas
 from fvm.gas.price_list import PriceList, PriceListV2, PriceListV3
@@ -375,12 +389,14 @@ class EventsAccumulator:
 
 @dataclass(frozen=True, slots=True)
 class FinishedCallStack:
-    """What a finished call stack leaves: whole gas used, the backtrace, the events."""
+    """What a finished call stack leaves: whole gas used, the backtrace, the events, and the
+    execution trace (empty unless tracing)."""
 
     gas_used: int
     backtrace: Backtrace
     events: tuple[EncodableEvent, ...]
     events_root: CID | None
+    exec_trace: ExecutionTrace = ()
 
 
 def _deposit(actor: ActorState, amount: TokenAmount) -> ActorState:
@@ -427,6 +443,11 @@ class CallManager:
         self.invocation_count = 0
         self.backtrace = Backtrace()
         self.events = EventsAccumulator()
+        self._tracing = machine.context.tracing
+        # ref-fvm v3 (the networks priced by PriceListV3) records invoked actors, call gas
+        # limits, and running out of gas as an exit code; v2 as a syscall error.
+        self._traces_v3 = isinstance(self.price_list, PriceListV3)
+        self._trace_events: list[ExecutionEvent] = []
         # The origin was looked up and updated by the executor; the receiver was pre-resolved.
         self._access.after_update(origin)
         self._access.after_resolve(origin_address)
@@ -461,24 +482,34 @@ class CallManager:
         raises the ``ExecutionError`` cases when it could not be dispatched or hit a limit.
         """
         generation = self.machine.generation
+        tracing = self._tracing
+        if tracing:
+            self._trace_call(caller, to, method, params, value, gas_limit, read_only)
         if gas_limit is not None:
             self.gas_tracker.push_limit(gas_limit)
         max_depth = self.machine.context.network.max_call_depth + generation.extra_call_depth
         if self.call_stack_depth >= max_depth:
             # As in the reference, a limit pushed above stays pushed on this error.
-            raise SyscallError(ErrorNumber.LIMIT_EXCEEDED, "message execution exceeds call depth")
+            error = SyscallError(ErrorNumber.LIMIT_EXCEEDED, "message execution exceeds call depth")
+            if tracing:
+                self._trace(CallErrorEvent(error.number, error.message))
+            raise error
         top_level = self.call_stack_depth == 0
         state_tree = self.machine.state_tree
         state_tree.begin_transaction()
         self.events.begin_transaction()
         self._access.begin_transaction()
         self.call_stack_depth += 1
+        returned = False  # the return is traced already (before v2's top-level return charge)
         try:
             try:
                 result = self._send_unchecked(caller, to, method, params, value, read_only)
                 if top_level:
                     charge = self._pricing.top_level_return(result)
                     if charge is not None:
+                        if tracing:
+                            self._trace(CallReturnEvent(result.exit_code, result.value))
+                            returned = True
                         self.charge_gas(charge)
             finally:
                 self.call_stack_depth -= 1
@@ -486,10 +517,48 @@ class CallManager:
             self._end_transactions(revert=True, pop_limit=gas_limit is not None)
             if isinstance(exc, OutOfGas) and self.gas_tracker.gas_available > 0:
                 # Out of a limit the caller set, not of the message's gas: an exit code.
+                if tracing:
+                    self._trace(CallReturnEvent(ExitCode.SYS_OUT_OF_GAS))
                 return InvocationResult(ExitCode.SYS_OUT_OF_GAS)
+            if tracing and not returned:
+                self._trace(self._failure_event(exc))
             raise
         self._end_transactions(revert=not result.succeeded, pop_limit=gas_limit is not None)
+        if tracing and not returned:
+            self._trace(CallReturnEvent(result.exit_code, result.value))
         return result
+
+    # -- tracing ----------------------------------------------------------------------------
+
+    def _trace(self, event: ExecutionEvent) -> None:
+        """Record ``event`` after the gas charges made since the last one (ref-fvm ``trace``)."""
+        self._trace_events.extend(self.gas_tracker.drain_trace())
+        self._trace_events.append(event)
+
+    def _trace_call(
+        self,
+        caller: int,
+        to: Address,
+        method: int,
+        params: Block | None,
+        value: TokenAmount,
+        gas_limit: Milligas | None,
+        read_only: bool,
+    ) -> None:
+        if not self._traces_v3:
+            self._trace(CallEvent(caller, to, method, params, value))
+            return
+        available = round_up(self.gas_tracker.gas_available)
+        limit = available if gas_limit is None else min(round_up(gas_limit), available)
+        self._trace(CallEvent(caller, to, method, params, value, limit, read_only))
+
+    def _failure_event(self, error: BaseException) -> ExecutionEvent:
+        """How a send that raised ``error`` ends in the trace."""
+        if isinstance(error, OutOfGas):
+            return CallReturnEvent(ExitCode.SYS_OUT_OF_GAS) if self._traces_v3 else OUT_OF_GAS_ERROR
+        if isinstance(error, SyscallError):
+            return CallErrorEvent(error.number, error.message)
+        return FATAL_ERROR
 
     def _end_transactions(self, *, revert: bool, pop_limit: bool) -> None:
         self._access.end_transaction(revert)
@@ -572,6 +641,8 @@ class CallManager:
         actor = self.get_actor(to)
         if actor is None:
             raise SyscallError(ErrorNumber.NOT_FOUND, f"actor does not exist: {to}")
+        if self._tracing and self._traces_v3:
+            self._trace(InvokeActorEvent(to, actor))
         charge = self._pricing.before_transfer(value, method)
         if charge is not None:
             self.charge_gas(charge)
@@ -719,7 +790,11 @@ class CallManager:
 
     def finish(self) -> FinishedCallStack:
         """Whole gas used (rounded up; v2's negative refunds cannot take it below zero), the
-        backtrace and the events."""
+        backtrace, the events and, when tracing, the trace with the charges not yet in it."""
         events, events_root = self.events.finish()
         gas_used = round_up(max(self.gas_tracker.gas_used, 0))
-        return FinishedCallStack(gas_used, self.backtrace, events, events_root)
+        exec_trace: ExecutionTrace = ()
+        if self._tracing:
+            self._trace_events.extend(self.gas_tracker.drain_trace())
+            exec_trace = tuple(self._trace_events)
+        return FinishedCallStack(gas_used, self.backtrace, events, events_root, exec_trace)

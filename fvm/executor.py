@@ -23,7 +23,9 @@ Ported from ref-fvm ``fvm/src/executor/{mod,default}.rs`` at ``fvm@v2.12.1`` (ne
    the burnt-funds actor (f099), the miner tip to the reward actor (f02), the rest back to the
    sender.
 
-Receipts carry the events root from network version 18 (FIP-0049).
+Receipts carry the events root from network version 18 (FIP-0049). When the machine context
+asks for tracing, :attr:`ApplyRet.exec_trace` holds the message's execution trace (ref-fvm's
+``ApplyRet::exec_trace``, see :mod:`fvm.execution_trace`); refused messages have none.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from typing import Final, TypeAlias
 from fvm.actor_state import ActorState
 from fvm.address import Protocol as AddressProtocol
 from fvm.call_manager import CallManager, EncodableEvent
+from fvm.execution_trace import ExecutionTrace
 from fvm.gas.charge import GasCharge, round_up
 from fvm.gas.gas_outputs import GasOutputs
 from fvm.gas.gas_tracker import OutOfGas
@@ -106,7 +109,8 @@ ApplyFailure: TypeAlias = PreValidationFailure | MessageFailure
 
 @dataclass(frozen=True, slots=True)
 class ApplyRet:
-    """The receipt and where the message's gas funds went (ref-fvm ``ApplyRet``)."""
+    """The receipt and where the message's gas funds went (ref-fvm ``ApplyRet``), with the
+    execution trace when tracing."""
 
     receipt: Receipt
     penalty: TokenAmount = 0
@@ -118,6 +122,7 @@ class ApplyRet:
     gas_burned: int = 0
     failure_info: ApplyFailure | None = None
     events: tuple[EncodableEvent, ...] = ()
+    exec_trace: ExecutionTrace = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,8 +218,15 @@ class Executor:
             None if backtrace.is_empty() or exit_code == ExitCode.OK else MessageFailure(backtrace)
         )
         if kind is ApplyKind.IMPLICIT:
-            return ApplyRet(receipt, failure_info=failure, events=finished.events)
-        return self._finish_message(preflight, message, receipt, failure, finished.events)
+            return ApplyRet(
+                receipt,
+                failure_info=failure,
+                events=finished.events,
+                exec_trace=finished.exec_trace,
+            )
+        return self._finish_message(
+            preflight, message, receipt, failure, finished.events, finished.exec_trace
+        )
 
     # -- preflight ------------------------------------------------------------------------
 
@@ -309,6 +321,7 @@ class Executor:
         receipt: Receipt,
         failure: ApplyFailure | None,
         events: tuple[EncodableEvent, ...],
+        exec_trace: ExecutionTrace,
     ) -> ApplyRet:
         outputs = GasOutputs.compute(
             receipt.gas_used,
@@ -340,6 +353,7 @@ class Executor:
             gas_burned=outputs.gas_burned,
             failure_info=failure,
             events=events,
+            exec_trace=exec_trace,
         )
 
     def _deposit(self, actor_id: int, amount: TokenAmount) -> None:
