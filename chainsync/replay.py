@@ -581,8 +581,10 @@ def write_mismatch_report(
         **_write_gas_traces(directory, computed, retrace),
     }
     (directory / REPORT_FILE).write_text(json.dumps(document, indent=2) + "\n")
+    traces = document["gas_traces"] or f"not written ({document['gas_traces_error']})"
     (directory / SUMMARY_FILE).write_text(
         _summary_text(result, state, state_error, receipts, receipts_error)
+        + f"gas traces: {traces}\n"
     )
     return directory
 

@@ -27,7 +27,13 @@ from chainsync.gas_trace import (
     build_call_tree,
     message_trace_json,
 )
-from chainsync.replay import GAS_TRACES_FILE, EpochStatus, chain_dir_of, replay_range
+from chainsync.replay import (
+    GAS_TRACES_FILE,
+    SUMMARY_FILE,
+    EpochStatus,
+    chain_dir_of,
+    replay_range,
+)
 from fvm.actor_state import ActorState
 from fvm.address import REWARD_ACTOR_ADDR, Address
 from fvm.bundle import Bundle
@@ -499,6 +505,8 @@ def forged_report(
 def test_a_mismatch_report_holds_the_tipsets_gas_traces(forged_report: Path) -> None:
     report = json.loads((forged_report / "report.json").read_text())
     assert report["gas_traces"] == GAS_TRACES_FILE and report["gas_traces_error"] is None
+    summary_text = (forged_report / SUMMARY_FILE).read_text()
+    assert summary_text.endswith(f"gas traces: {GAS_TRACES_FILE}\n")
     traces = json.loads((forged_report / GAS_TRACES_FILE).read_text())
     assert traces["same_result_as_untraced"] is True
     assert traces["state_root"] == report["epoch"]["computed_state_root"]
