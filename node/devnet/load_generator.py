@@ -168,7 +168,10 @@ class LoadGenerator:
         self._proposal_done = False
         self._deploy: CID | None = None
         self._contract: Address | None = None
+        # Transfers made so far (whose turn it is to send one), and mix slots filled after the
+        # setup (every other one an EVM call once the contract exists).
         self._transfers = 0
+        self._slots = 0
 
     # -- nonces -------------------------------------------------------------------------------
 
@@ -270,8 +273,9 @@ class LoadGenerator:
             return
         if self._contract is None:
             self._contract = self._deployed_contract()
-        if self._contract is not None and self._transfers % 2 == 1:
-            self._transfers += 1
+        slot = self._slots
+        self._slots += 1
+        if self._contract is not None and slot % 2 == 1:
             await self._submit(
                 self.secp,
                 "evm_increment",
