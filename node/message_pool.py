@@ -18,15 +18,24 @@ what a devnet block producer needs:
   chains of non-increasing gas performance (reward per gas limit at the given base fee); chains
   of all senders are merged best first within the block gas limit and message limits, the chain
   that does not fit is trimmed and the rest packed after it, so each sender's nonces stay in
-  order and no message is chosen without all its predecessors.
+  order and no message is chosen without all its predecessors;
+* pruning (``pruning.go``: ``pruneExcessMessages``, ``pruneMessages``; ``config.go``): when an
+  admission takes the pool above its high-water mark (``MemPoolSizeLimitHi``, 30000), and no
+  prune ran within the cooldown (``PruneCooldown``, a minute), the pool keeps every message of
+  senders that submitted locally plus the best chains of everyone else, built as for selection
+  but at the base-fee lower bound (base fee / 10), message by message down to the low-water mark
+  (``MemPoolSizeLimitLo``, 20000), and drops the rest: each sender keeps a gap-free run of nonces
+  from its state nonce, and the lowest-performing chains go first.
 
 Differences from Lotus, on purpose: the funds a message needs are its value plus fee cap * gas
-limit everywhere (Lotus counts the value only when building chains); a full pool refuses new
-messages instead of pruning the worst ones; there are no priority (local) senders in selection,
-no republishing, and no persistence. Delegated (Ethereum, type 3) signatures are refused with
-:class:`UnsupportedSignature` because checking them needs the RLP transaction encoding, which
-the project does not have. The caller passes state through a :data:`StateView` read at the
-current head.
+limit everywhere (Lotus counts the value only when building chains); pruning runs inside the
+admission that crosses the high-water mark (Lotus signals a background loop), and the base fee
+it starts from is the one the pool was last given, not one computed for the next block; there
+are no priority senders in selection or pruning (local senders are protected from pruning, not
+preferred in selection), no republishing, and no persistence of the local senders. Delegated
+(Ethereum, type 3) signatures are refused with :class:`UnsupportedSignature` because checking
+them needs the RLP transaction encoding, which the project does not have. The caller passes
+state through a :data:`StateView` read at the current head.
 
 Every refusal raises a subclass of :class:`MessagePoolError` whose ``ignore`` attribute says how
 Lotus's gossip validator (``chain/sub/incoming.go``, ``MessageValidator.Validate``) treats it:
@@ -38,6 +47,8 @@ from __future__ import annotations
 
 import functools
 import itertools
+import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -54,6 +65,8 @@ from fvm.token import TOTAL_FILECOIN, TokenAmount
 from store.cid import CID
 from store.errors import FvmNodeError
 
+logger = logging.getLogger(__name__)
+
 # Lotus ``MaxMessageSize``: larger signed messages are refused outright (anti-DoS).
 MAX_MESSAGE_SIZE: Final = 64 << 10
 # Lotus ``buildconstants.MinimumBaseFee``: no message may offer a lower fee cap.
@@ -68,8 +81,12 @@ RBF_NUMERATOR: Final = 64
 MAX_NONCE_GAP: Final = 4
 # Lotus ``MaxActorPendingMessages``.
 MAX_PENDING_PER_SENDER: Final = 1000
-# Lotus ``MemPoolSizeLimitHiDefault``.
+# Lotus ``MemPoolSizeLimitHiDefault``, ``MemPoolSizeLimitLoDefault`` and ``PruneCooldownDefault``.
 DEFAULT_POOL_SIZE_LIMIT: Final = 30_000
+DEFAULT_POOL_SIZE_LIMIT_LOW: Final = 20_000
+DEFAULT_PRUNE_COOLDOWN_SECONDS: Final = 60.0
+# Lotus ``baseFeeLowerBoundFactor``: pruning prices chains at base fee / 10.
+PRUNE_BASE_FEE_LOWER_BOUND_FACTOR: Final = 10
 # Lotus ``build.BlockMessageLimit`` and cbor-gen's ``MaxLength`` (per signature kind).
 BLOCK_MESSAGE_LIMIT: Final = 10_000
 BLOCK_MESSAGES_PER_KIND_LIMIT: Final = 8192
@@ -162,12 +179,6 @@ class TooManyPendingMessages(MessagePoolError):
     ignore = True
 
 
-class MessagePoolFull(MessagePoolError):
-    """The pool holds its size limit of messages."""
-
-    ignore = True
-
-
 class InsufficientFunds(MessagePoolError):
     """The sender's balance cannot cover this message alone (Lotus ``ErrNotEnoughFunds``)."""
 
@@ -188,9 +199,11 @@ def min_replacement_premium(premium: TokenAmount) -> TokenAmount:
     return premium + premium * RBF_NUMERATOR // RBF_DENOMINATOR + 1
 
 
-def base_fee_lower_bound(base_fee: TokenAmount) -> TokenAmount:
-    """Lotus ``getBaseFeeLowerBound`` with the conservative factor."""
-    return max(base_fee // BASE_FEE_LOWER_BOUND_FACTOR, MINIMUM_BASE_FEE)
+def base_fee_lower_bound(
+    base_fee: TokenAmount, factor: int = BASE_FEE_LOWER_BOUND_FACTOR
+) -> TokenAmount:
+    """Lotus ``getBaseFeeLowerBound``; by default with the conservative factor."""
+    return max(base_fee // factor, MINIMUM_BASE_FEE)
 
 
 @dataclass(slots=True)
@@ -222,16 +235,28 @@ class MessagePool:
         network_version: int = NetworkVersion.V18,
         *,
         size_limit: int = DEFAULT_POOL_SIZE_LIMIT,
+        size_limit_low: int = DEFAULT_POOL_SIZE_LIMIT_LOW,
+        prune_cooldown: float = DEFAULT_PRUNE_COOLDOWN_SECONDS,
         base_fee: TokenAmount | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """``base_fee``, when known, is the head's parent base fee (for the soft fee bound)."""
+        """``base_fee``, when known, is the head's parent base fee (for the soft fee bound and
+        for pruning). ``size_limit`` and ``size_limit_low`` are the high- and low-water marks."""
+        if not 0 <= size_limit_low <= size_limit:
+            raise ValueError(f"low-water mark {size_limit_low} must be within 0..{size_limit}")
         self._state_view = state_view
         self.network_version = network_version
         self._price_list = price_list_for(network_version)
         self.size_limit = size_limit
+        self.size_limit_low = size_limit_low
+        self.prune_cooldown = prune_cooldown
         self.base_fee = base_fee
+        self._clock = clock
         self._senders: dict[Address, _SenderMessages] = {}
         self._by_cid: dict[CID, SignedMessage] = {}
+        self._local_senders: set[Address] = set()
+        self._last_prune: float | None = None
+        self.pruned_total = 0
 
     # -- queries --------------------------------------------------------------------------
 
@@ -271,8 +296,10 @@ class MessagePool:
         """Admit ``signed``; ``True`` if it is new, ``False`` if it replaced a pending message.
 
         ``local`` messages (submitted to this node) may leave any nonce gap, as Lotus's
-        ``Push``; messages from the network (``local=False``, Lotus ``Add``) are held to
-        ``MAX_NONCE_GAP`` and to the base-fee lower bound. Raises a :class:`MessagePoolError`.
+        ``Push``, and their sender is never pruned; messages from the network (``local=False``,
+        Lotus ``Add``) are held to ``MAX_NONCE_GAP`` and to the base-fee lower bound. Raises a
+        :class:`MessagePoolError`. An admission that takes the pool above ``size_limit`` prunes
+        it (see :meth:`prune`), which may drop the message just admitted, as in Lotus.
         """
         message = signed.message
         cid = signed.cid()
@@ -298,7 +325,12 @@ class MessagePool:
         self._check_balance(signed, state, messages)
         if messages is None:
             messages = _SenderMessages(next_nonce=state.nonce)
-        return self._insert(signed, cid, messages, strict=not local)
+        added = self._insert(signed, cid, messages, strict=not local)
+        if local:
+            self._local_senders.add(message.from_)
+        if added and len(self._by_cid) > self.size_limit:
+            self._prune_excess()
+        return added
 
     def check_message(self, signed: SignedMessage) -> None:
         """The state-free checks: size, syntax, minimum gas, fee cap, signature."""
@@ -368,8 +400,7 @@ class MessagePool:
                 next_nonce += 1
         elif strict and nonce > next_nonce + MAX_NONCE_GAP:
             raise NonceGap(
-                f"nonce {nonce} is too far past the expected nonce {next_nonce} for "
-                f"{message.from_}"
+                f"nonce {nonce} is too far past the expected nonce {next_nonce} for {message.from_}"
             )
         elif nonce > next_nonce:
             gap = True
@@ -392,8 +423,6 @@ class MessagePool:
                 raise TooManyPendingMessages(
                     f"{message.from_} already has {len(messages.by_nonce)} pending messages"
                 )
-            if len(self._by_cid) >= self.size_limit:
-                raise MessagePoolFull(f"message pool holds its limit of {self.size_limit}")
 
         if existing is not None:
             messages.required -= max_cost(existing.message)
@@ -452,6 +481,63 @@ class MessagePool:
     def _drop_if_empty(self, sender: Address, pending: _SenderMessages) -> None:
         if not pending.by_nonce:
             self._senders.pop(sender, None)
+
+    # -- pruning --------------------------------------------------------------------------
+
+    def _prune_excess(self) -> None:
+        """Lotus ``pruneExcessMessages``: prune unless the last prune is within the cooldown."""
+        now = self._clock()
+        if self._last_prune is not None and now < self._last_prune + self.prune_cooldown:
+            logger.debug("message pool above %d but pruning is cooling down", self.size_limit)
+            return
+        self._last_prune = now
+        self.prune()
+
+    def prune(self, base_fee: TokenAmount | None = None) -> list[SignedMessage]:
+        """Lotus ``pruneMessages``: drop all but the best ``size_limit_low`` messages.
+
+        Local senders' messages are all kept and count towards the mark. Everyone else's are
+        cut into chains as for selection, priced at the base-fee lower bound of ``base_fee``
+        (default: the pool's); chains are taken best first, message by message, while fewer
+        than ``size_limit_low`` are kept; the rest, including messages that no chain holds
+        (past a nonce gap, unaffordable), are removed. Returns the removed messages.
+        """
+        fee = base_fee if base_fee is not None else self.base_fee
+        bound = base_fee_lower_bound(
+            MINIMUM_BASE_FEE if fee is None else fee, PRUNE_BASE_FEE_LOWER_BOUND_FACTOR
+        )
+        kept = 0
+        doomed: dict[CID, SignedMessage] = {}
+        chains: list[_Chain] = []
+        for sender in sorted(self._senders, key=lambda address: address.to_bytes()):
+            pending = self._senders[sender]
+            if sender in self._local_senders:
+                kept += len(pending.by_nonce)
+                continue
+            doomed.update((signed.cid(), signed) for signed in pending.by_nonce.values())
+            chains.extend(self._sender_chains(sender, bound))
+        chains.sort(key=functools.cmp_to_key(_chain_order))
+        for signed in itertools.chain.from_iterable(chain.messages for chain in chains):
+            if kept >= self.size_limit_low:
+                break
+            del doomed[signed.cid()]
+            kept += 1
+        for signed in doomed.values():
+            self._remove_pruned(signed.message)
+        self.pruned_total += len(doomed)
+        if doomed:
+            logger.info("pruned %d messages from the message pool", len(doomed))
+        return list(doomed.values())
+
+    def _remove_pruned(self, message: Message) -> None:
+        """Lotus ``msgSet.rm`` for a message that was not applied: the nonce may rewind."""
+        pending = self._senders[message.from_]
+        removed = pending.by_nonce.pop(message.nonce)
+        pending.required -= max_cost(removed.message)
+        del self._by_cid[removed.cid()]
+        if message.nonce < pending.next_nonce:
+            pending.next_nonce = message.nonce
+        self._drop_if_empty(message.from_, pending)
 
     # -- selection ------------------------------------------------------------------------
 

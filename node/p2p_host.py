@@ -11,6 +11,13 @@ from py-libp2p's default protocol set.
 :func:`running_host` owns the lifecycle: listeners are bound when it yields (so ``/tcp/0``
 addresses report the real port), services spawn their tasks in its nursery, and leaving the block
 cancels them and closes every connection.
+
+Banned peers are refused at connect, as a go-libp2p ``ConnectionGater`` does (Lotus's
+``node/modules/lp2p`` ``ConnGater``, ``InterceptPeerDial`` and ``InterceptSecured``): py-libp2p's
+own gate filters addresses only, so the Noise transport is wrapped, and a connection to or from a
+peer that :meth:`P2PHost.refuse_peers`'s predicate refuses is closed as soon as the handshake has
+authenticated the peer (or, when we dial, before it starts) -- before yamux, identify, hello or
+any other protocol runs on it.
 """
 
 from __future__ import annotations
@@ -25,7 +32,16 @@ from pathlib import Path
 import multiaddr
 import trio
 from libp2p import new_host
-from libp2p.abc import IHost, INetConn, INetStream, INetwork, INotifee
+from libp2p.abc import (
+    IHost,
+    INetConn,
+    INetStream,
+    INetwork,
+    INotifee,
+    IRawConnection,
+    ISecureConn,
+    ISecureTransport,
+)
 from libp2p.crypto.ed25519 import create_new_key_pair as new_ed25519_key_pair
 from libp2p.crypto.keys import KeyPair, KeyType
 from libp2p.crypto.serialization import deserialize_private_key
@@ -33,6 +49,7 @@ from libp2p.crypto.x25519 import create_new_key_pair as new_x25519_key_pair
 from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID as PeerID
 from libp2p.peer.peerinfo import info_from_p2p_addr
+from libp2p.security.exceptions import HandshakeFailure
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
 from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
@@ -84,6 +101,40 @@ class HostConfig:
     dial_timeout: float = 10.0
 
 
+class PeerRefused(HandshakeFailure):
+    """A connection to or from a peer the node refuses (banned); py-libp2p closes it."""
+
+
+PeerPredicate = Callable[[PeerID], bool]
+
+
+class _PeerGatedSecurity(ISecureTransport):
+    """Runs the wrapped security transport, then closes connections with refused peers."""
+
+    def __init__(self, transport: ISecureTransport) -> None:
+        self._transport = transport
+        self.refuse: PeerPredicate = lambda peer_id: False
+        self.refused = 0
+
+    async def _refused(self, conn: IRawConnection | ISecureConn, peer_id: PeerID) -> PeerRefused:
+        self.refused += 1
+        logger.info("refusing connection with banned peer %s", peer_id)
+        await conn.close()
+        return PeerRefused(f"peer {peer_id} is refused")
+
+    async def secure_inbound(self, conn: IRawConnection) -> ISecureConn:
+        secured = await self._transport.secure_inbound(conn)
+        peer_id = secured.get_remote_peer()
+        if self.refuse(peer_id):
+            raise await self._refused(secured, peer_id)
+        return secured
+
+    async def secure_outbound(self, conn: IRawConnection, peer_id: PeerID) -> ISecureConn:
+        if self.refuse(peer_id):
+            raise await self._refused(conn, peer_id)
+        return await self._transport.secure_outbound(conn, peer_id)
+
+
 ConnectionCallback = Callable[[PeerID], Awaitable[None]]
 StreamHandler = Callable[[INetStream], Awaitable[None]]
 
@@ -127,10 +178,17 @@ class _ConnectionNotifee(INotifee):
 class P2PHost:
     """A started libp2p host plus the nursery its services run in."""
 
-    def __init__(self, host: IHost, config: HostConfig, nursery: trio.Nursery) -> None:
+    def __init__(
+        self,
+        host: IHost,
+        config: HostConfig,
+        nursery: trio.Nursery,
+        security: _PeerGatedSecurity | None = None,
+    ) -> None:
         self.libp2p_host = host
         self.config = config
         self.nursery = nursery
+        self._security = security
         self._on_connected: list[ConnectionCallback] = []
         self._on_disconnected: list[ConnectionCallback] = []
         self.bootstrap_finished = trio.Event()
@@ -147,6 +205,16 @@ class P2PHost:
             for address in self.libp2p_host.get_transport_addrs()
         ]
 
+    def bootstrap_peer_ids(self) -> frozenset[PeerID]:
+        """The peer ids named by the configured bootstrap addresses (unparsable ones skipped)."""
+        peer_ids = set()
+        for address in self.config.bootstrap_peers:
+            try:
+                peer_ids.add(info_from_p2p_addr(multiaddr.Multiaddr(address)).peer_id)
+            except Exception:  # multiaddr and peer-id parsing errors share no base
+                logger.warning("bootstrap address %r names no peer", address)
+        return frozenset(peer_ids)
+
     def connected_peers(self) -> list[PeerID]:
         return list(self.libp2p_host.get_connected_peers())
 
@@ -160,12 +228,33 @@ class P2PHost:
     def on_disconnected(self, callback: ConnectionCallback) -> None:
         self._on_disconnected.append(callback)
 
+    def refuse_peers(self, predicate: PeerPredicate) -> None:
+        """Refuses every connection, either direction, with peers for which ``predicate`` holds
+        when the connection is made (e.g. ``PeerManager.is_banned``, which honours ban expiry).
+
+        Connections already open are not touched; the node closes those when it bans.
+        """
+        if self._security is None:
+            raise FvmNodeError("this host was not built with a peer-gated security transport")
+        self._security.refuse = predicate
+
+    @property
+    def refused_connections(self) -> int:
+        return 0 if self._security is None else self._security.refused
+
     async def connect(self, address: str) -> PeerID:
         """Dials a ``/.../p2p/<peer id>`` multiaddr within the configured dial timeout."""
         try:
             peer_info = info_from_p2p_addr(multiaddr.Multiaddr(address))
         except Exception as error:
             raise DialError(f"not a dialable peer address {address!r}: {error!r}") from error
+        if self._security is not None and self._security.refuse(peer_info.peer_id):
+            raise DialError(f"not dialling refused peer {peer_info.peer_id}")
+        # An explicit dial clears the swarm's memory of earlier failures, as Lotus's
+        # ``NetConnect`` clears the dial backoff (``node/impl/net/net.go``).
+        unblock = getattr(self.libp2p_host.get_network(), "unblock_peer", None)
+        if unblock is not None:
+            unblock(peer_info.peer_id)
         with trio.move_on_after(self.config.dial_timeout) as deadline:
             try:
                 await self.libp2p_host.connect(peer_info)
@@ -207,11 +296,12 @@ class P2PHost:
                     self.nursery.start_soon(callback, peer_id)
 
 
-def _build_libp2p_host(key_pair: KeyPair, listen_addrs: Sequence[multiaddr.Multiaddr]) -> IHost:
-    noise = NoiseTransport(key_pair, noise_privkey=new_x25519_key_pair().private_key)
+def _build_libp2p_host(
+    key_pair: KeyPair, listen_addrs: Sequence[multiaddr.Multiaddr], security: ISecureTransport
+) -> IHost:
     return new_host(
         key_pair=key_pair,
-        sec_opt={TProtocol(NOISE_PROTOCOL_ID): noise},
+        sec_opt={TProtocol(NOISE_PROTOCOL_ID): security},
         muxer_opt={TProtocol(YAMUX_PROTOCOL_ID): Yamux},
         listen_addrs=listen_addrs,
     )
@@ -234,7 +324,10 @@ async def running_host(config: HostConfig) -> AsyncIterator[P2PHost]:
     """Starts a host listening on ``config.listen_addrs``; stops it when the block exits."""
     key_pair = load_or_create_identity(config.data_dir)
     listen_addrs = [multiaddr.Multiaddr(address) for address in config.listen_addrs]
-    libp2p_host = _build_libp2p_host(key_pair, listen_addrs)
+    security = _PeerGatedSecurity(
+        NoiseTransport(key_pair, noise_privkey=new_x25519_key_pair().private_key)
+    )
+    libp2p_host = _build_libp2p_host(key_pair, listen_addrs, security)
     connected_send, connected_receive = trio.open_memory_channel[PeerID](256)
     disconnected_send, disconnected_receive = trio.open_memory_channel[PeerID](256)
     libp2p_host.get_network().register_notifee(
@@ -243,7 +336,7 @@ async def running_host(config: HostConfig) -> AsyncIterator[P2PHost]:
     async with libp2p_host.run(listen_addrs):
         try:
             async with trio.open_nursery() as nursery:
-                host = P2PHost(libp2p_host, config, nursery)
+                host = P2PHost(libp2p_host, config, nursery, security)
                 await _stop_auto_connector(libp2p_host)
                 nursery.start_soon(host._dispatch, connected_receive, host._on_connected)
                 nursery.start_soon(host._dispatch, disconnected_receive, host._on_disconnected)

@@ -24,7 +24,6 @@ from node.message_pool import (
     InvalidSignature,
     MessagePool,
     MessagePoolError,
-    MessagePoolFull,
     MessageTooBig,
     NonceGap,
     NonceTooLow,
@@ -269,31 +268,28 @@ def test_network_messages_need_a_fee_cap_near_the_base_fee(chain: Chain) -> None
     assert pool.add(message(BOB, 0, fee_cap=999_999), local=True)
 
 
-def test_a_full_pool_refuses_new_messages_but_allows_replacements(chain: Chain) -> None:
-    pool = MessagePool(chain, size_limit=2)
-    pool.add(message(ALICE, 0))
-    pool.add(message(BOB, 0))
-    with pytest.raises(MessagePoolFull):
-        pool.add(message(ALICE, 1))
-    assert pool.add(message(ALICE, 0, premium=1000)) is False
-
-
 def test_every_refusal_says_whether_gossip_ignores_or_rejects() -> None:
     # Lotus chain/sub/incoming.go: soft failures are ignored, the rest rejected.
-    ignored = {
-        cls.__name__ for cls in MessagePoolError.__subclasses__() if cls.ignore
-    }
-    rejected = {
-        cls.__name__ for cls in MessagePoolError.__subclasses__() if not cls.ignore
-    }
+    ignored = {cls.__name__ for cls in MessagePoolError.__subclasses__() if cls.ignore}
+    rejected = {cls.__name__ for cls in MessagePoolError.__subclasses__() if not cls.ignore}
     assert ignored == {
-        "FeeCapBelowBaseFeeBound", "UnsupportedSignature", "UnknownSender", "NonceTooLow",
-        "NonceGap", "ReplaceByFeeTooLow", "TooManyPendingMessages", "MessagePoolFull",
+        "FeeCapBelowBaseFeeBound",
+        "UnsupportedSignature",
+        "UnknownSender",
+        "NonceTooLow",
+        "NonceGap",
+        "ReplaceByFeeTooLow",
+        "TooManyPendingMessages",
         "InsufficientFundsWithPending",
     }
     assert rejected == {
-        "MessageTooBig", "InvalidMessage", "GasFeeCapTooLow", "SignatureMismatch",
-        "InvalidSignature", "DuplicateMessage", "InsufficientFunds",
+        "MessageTooBig",
+        "InvalidMessage",
+        "GasFeeCapTooLow",
+        "SignatureMismatch",
+        "InvalidSignature",
+        "DuplicateMessage",
+        "InsufficientFunds",
     }
 
 
@@ -339,7 +335,9 @@ def test_selection_holds_messages_after_a_nonce_gap_until_it_is_filled(
     pool.add(message(ALICE, 1))
     assert pool.next_nonce(ALICE.address) == 3
     assert nonces(pool.select_messages(base_fee=100)) == [
-        (ALICE.address, 0), (ALICE.address, 1), (ALICE.address, 2),
+        (ALICE.address, 0),
+        (ALICE.address, 1),
+        (ALICE.address, 2),
     ]
 
 
@@ -460,3 +458,92 @@ def test_selection_invariants(
         # Each sender's run starts at its state nonce, has no gaps, and pays the producer.
         assert [sent_message.nonce for sent_message in sent] == list(range(1, 1 + len(sent)))
         assert sum(gas_reward(sent_message, base_fee) for sent_message in sent) >= 0
+
+
+# -- pruning ----------------------------------------------------------------------------------
+
+
+class Ticker:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def nonces_of(pool: MessagePool, key: SecpKey | BlsKey) -> list[int]:
+    return sorted(m.message.nonce for m in pool.pending() if m.message.from_ == key.address)
+
+
+def test_a_pool_above_its_high_water_mark_prunes_to_the_low_water_mark(chain: Chain) -> None:
+    clock = Ticker()
+    pool = MessagePool(chain, size_limit=8, size_limit_low=5, prune_cooldown=60.0, clock=clock)
+    for nonce in range(2):
+        pool.add(message(CAROL, nonce, premium=1), local=True)
+    for nonce in range(3):
+        pool.add(message(ALICE, nonce, premium=300))
+        pool.add(message(BOB, nonce, premium=100))
+    assert pool.pending_count() == 8  # at the mark, not above it: nothing pruned yet
+
+    assert pool.add(message(ALICE, 3, premium=300))
+    assert pool.pending_count() == 5
+    # the local sender keeps everything though it pays least; the best chain fills the rest
+    # as a gap-free prefix; the lowest-premium sender goes entirely
+    assert nonces_of(pool, CAROL) == [0, 1]
+    assert nonces_of(pool, ALICE) == [0, 1, 2]
+    assert nonces_of(pool, BOB) == []
+    assert pool.pruned_total == 4
+    assert pool.next_nonce(ALICE.address) == 3
+    assert pool.next_nonce(BOB.address) == 0
+    assert [m.message.nonce for m in pool.select_messages(base_fee=100)].count(0) == 2
+
+    # within the cooldown the pool may grow past the mark; the next admission after it prunes
+    for nonce in range(4):
+        pool.add(message(BOB, nonce, premium=100))
+    assert pool.pending_count() == 9
+    clock.now += 60.0
+    pool.add(message(ALICE, 3, premium=300))
+    assert pool.pending_count() == 5
+    assert nonces_of(pool, ALICE) == [0, 1, 2]
+
+
+def test_pruning_drops_whole_chains_worst_first_and_keeps_nonces_contiguous(
+    chain: Chain,
+) -> None:
+    pool = MessagePool(chain, size_limit=100, size_limit_low=3)
+    # ALICE: a well-paying message, then a poor one: two chains of falling performance
+    pool.add(message(ALICE, 0, premium=500))
+    pool.add(message(ALICE, 1, premium=50))
+    pool.add(message(BOB, 0, premium=300))
+    pool.add(message(BOB, 1, premium=300))
+    pool.add(message(CAROL, 0, premium=200))
+    # a message past a nonce gap belongs to no chain and is always dropped
+    pool.add(message(CAROL, 3, premium=9000))
+    removed = pool.prune(base_fee=1000)
+    assert sorted((m.message.from_.to_bytes(), m.message.nonce) for m in removed) == sorted(
+        [
+            (ALICE.address.to_bytes(), 1),
+            (CAROL.address.to_bytes(), 0),
+            (CAROL.address.to_bytes(), 3),
+        ]
+    )
+    assert nonces_of(pool, ALICE) == [0]
+    assert nonces_of(pool, BOB) == [0, 1]
+    assert nonces_of(pool, CAROL) == []
+    assert pool.next_nonce(ALICE.address) == 1
+    assert pool.next_nonce(CAROL.address) == 0
+    # what is left is consistent: the pruned nonce can be submitted again
+    assert pool.add(message(ALICE, 1, premium=50))
+
+
+def test_pruning_keeps_a_pool_below_the_low_water_mark_intact(chain: Chain) -> None:
+    pool = MessagePool(chain, size_limit=10, size_limit_low=5)
+    for nonce in range(3):
+        pool.add(message(ALICE, nonce))
+    assert pool.prune() == []
+    assert nonces_of(pool, ALICE) == [0, 1, 2]
+
+
+def test_low_water_mark_above_the_high_one_is_refused(chain: Chain) -> None:
+    with pytest.raises(ValueError, match="low-water mark"):
+        MessagePool(chain, size_limit=5, size_limit_low=6)

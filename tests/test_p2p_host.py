@@ -42,6 +42,7 @@ from node.p2p_host import (
     load_or_create_identity,
     running_host,
 )
+from node.peer_manager import PeerManager, PenaltyReason
 from store import dag_cbor
 from store.errors import MalformedInput
 
@@ -165,6 +166,7 @@ def test_bootstrap_peers_are_dialled_and_bad_ones_only_logged(tmp_path: Path) ->
                 await joiner.bootstrap_finished.wait()
                 assert joiner.bootstrap_connected == [seed.peer_id]
                 assert seed.peer_id in joiner.connected_peers()
+                assert joiner.bootstrap_peer_ids() == {seed.peer_id, nobody}
 
     run(scenario)
 
@@ -397,5 +399,51 @@ def test_leaving_the_block_closes_connections_and_listeners(tmp_path: Path) -> N
             assert stayer.connected_peers() == []
             with pytest.raises(DialError):
                 await stayer.connect(leaver_address)
+
+    run(scenario)
+
+
+# --- refusing banned peers -------------------------------------------------------------------
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_banned_peer_is_refused_both_ways_until_its_ban_expires(tmp_path: Path) -> None:
+    hello_a = dag_cbor.encode([[b"tipset-a"], 1, b"\x00\x01", b"genesis"])
+    hello_b = dag_cbor.encode([[b"tipset-b"], 2, b"\x00\x02", b"genesis"])
+
+    async def scenario() -> None:
+        async with started_hosts(tmp_path, 2, dial_timeout=5.0) as (a, b):
+            clock = FakeClock()
+            peers_a = PeerManager(ban_seconds=60.0, clock=clock)
+            a.refuse_peers(peers_a.is_banned)
+            log_a, log_b = HelloLog(hello_a), HelloLog(hello_b)
+            HelloService(a, log_a.callbacks())
+            HelloService(b, log_b.callbacks())
+            assert peers_a.penalize(b.peer_id, PenaltyReason.BAD_SIGNATURE)
+
+            with pytest.raises(DialError):
+                await b.connect(a.listen_addrs()[0])
+            with pytest.raises(DialError, match="refused peer"):
+                await a.connect(b.listen_addrs()[0])
+            await trio.sleep(0.5)
+            assert a.connected_peers() == []
+            assert b.connected_peers() == []
+            assert log_a.received == [] and log_a.failures == []
+            assert log_b.received == []
+            assert a.refused_connections >= 1  # py-libp2p retries a failed dial
+
+            clock.now += 61.0
+            assert await b.connect(a.listen_addrs()[0]) == a.peer_id
+            await log_a.done.wait()
+            await log_b.done.wait()
+            assert log_a.received == [(b.peer_id, hello_b)]
+            assert a.peer_id in b.connected_peers()
 
     run(scenario)

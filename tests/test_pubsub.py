@@ -16,6 +16,7 @@ from libp2p.pubsub.pb import rpc_pb2
 from node.p2p_host import HostConfig, P2PHost, running_host
 from node.pubsub import (
     FilecoinPubsub,
+    GossipConfig,
     GossipMessage,
     PublishRejected,
     Subscription,
@@ -42,7 +43,7 @@ def run(test: object) -> None:
 
 @asynccontextmanager
 async def gossip_nodes(
-    tmp_path: Path, count: int
+    tmp_path: Path, count: int, config: GossipConfig | None = None
 ) -> AsyncIterator[list[tuple[P2PHost, FilecoinPubsub]]]:
     async with AsyncExitStack() as stack:
         nodes = []
@@ -50,7 +51,8 @@ async def gossip_nodes(
             host = await stack.enter_async_context(
                 running_host(HostConfig(data_dir=tmp_path / f"node{index}"))
             )
-            nodes.append((host, await stack.enter_async_context(running_pubsub(host))))
+            pubsub = await stack.enter_async_context(running_pubsub(host, config))
+            nodes.append((host, pubsub))
         yield nodes
 
 
@@ -163,5 +165,50 @@ def test_local_publish_runs_the_validator_and_rejected_data_stays_local(tmp_path
             assert await next_or_none(sub_b, 0.5) is None
             assert await next_or_none(sub_a, 0.05) is None
             assert pubsub_a.verdicts[(TOPIC, Verdict.REJECT)] == 1
+
+    run(scenario)
+
+
+async def wait_until(condition: object, seconds: float = SETTLE_SECONDS) -> None:
+    with trio.fail_after(seconds):
+        while not condition():  # type: ignore[operator]
+            await trio.sleep(0.05)
+
+
+def test_a_peer_publishing_invalid_blocks_is_scored_down_pruned_and_graylisted(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        async with gossip_nodes(tmp_path, 2, GossipConfig(network_name=NETWORK)) as nodes:
+            (host_a, pubsub_a), (_host_b, pubsub_b) = nodes
+            judged_at_b: list[bytes] = []
+
+            async def judge(forwarder: PeerID, data: bytes) -> Verdict:
+                judged_at_b.append(data)
+                return Verdict.REJECT if data.startswith(b"bad") else Verdict.IGNORE
+
+            pubsub_b.set_validator(TOPIC, judge)
+            _, sub_b = await link_in_a_line(nodes, TOPIC)
+
+            for index in range(3):
+                await pubsub_a.publish(TOPIC, b"dull block %d" % index)
+            await wait_until(lambda: len(judged_at_b) == 3)
+            assert pubsub_b.peer_score(host_a.peer_id) >= 0
+            assert host_a.peer_id in pubsub_b.mesh_peers(TOPIC)
+
+            for index in range(6):
+                await pubsub_a.publish(TOPIC, b"bad block %d" % index)
+            await wait_until(lambda: pubsub_b.verdicts[(TOPIC, Verdict.REJECT)] == 6)
+            # six invalid blocks: 0.1 * -1000 * 6^2, plus at most 0.1 * 0.00027 for mesh time
+            assert pubsub_b.peer_score(host_a.peer_id) == pytest.approx(-3600, abs=0.01)
+            assert pubsub_b.scorer.is_graylisted(host_a.peer_id)
+            await wait_until(lambda: host_a.peer_id not in pubsub_b.mesh_peers(TOPIC))
+
+            # A still floods its own messages to B (B's score at A is fine), but B drops them
+            # unvalidated now.
+            judged = len(judged_at_b)
+            await pubsub_a.publish(TOPIC, b"dull block after")
+            assert await next_or_none(sub_b, 1.0) is None
+            assert len(judged_at_b) == judged
 
     run(scenario)
