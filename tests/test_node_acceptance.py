@@ -10,7 +10,8 @@ from the stores until they name the same tipset, and after a clean stop (SIGINT)
 compared: the same execution results (state root, receipts root) at every tipset below that
 head, each equal to what its child records as ``ParentStateRoot`` and
 ``ParentMessageReceipts``, every receipt OK, and the messages on chain matching what the load
-generator says landed, including transfers signed with secp256k1 and with BLS.
+generator says landed: at least :data:`LEAST_PER_KIND` of every kind (secp256k1 and BLS
+transfers, multisig creations, proposals and approvals, contract deployments and calls), all OK.
 """
 
 from __future__ import annotations
@@ -39,7 +40,19 @@ from chainsync.messages_root import load_receipts
 from fvm.message import Message
 from fvm.receipt import ExitCode
 from node.devnet.layout import Devnet, init_devnet
-from node.devnet.load_generator import LoadPlan, LoadSummary, run_load
+from node.devnet.load_generator import (
+    EVM_DEPLOY,
+    EVM_INCREMENT,
+    GAS_LIMITS,
+    MULTISIG_APPROVE,
+    MULTISIG_CREATE,
+    MULTISIG_PROPOSE,
+    TRANSFER_BLS,
+    TRANSFER_SECP256K1,
+    LoadPlan,
+    LoadSummary,
+    run_load,
+)
 from node.devnet.load_messages import (
     EAM_ACTOR_ADDRESS,
     EAM_CREATE_EXTERNAL_METHOD,
@@ -57,6 +70,16 @@ from store.lmdb_blockstore import LmdbBlockstore
 BLOCK_TIME: Final = 1
 MESSAGES: Final = 210
 MESSAGES_PER_SECOND: Final = 5.0
+# Issue 4 asks for "200 messages of every kind"; of 210, at least this many of each kind.
+LEAST_PER_KIND: Final = {
+    TRANSFER_SECP256K1: 20,
+    TRANSFER_BLS: 20,
+    MULTISIG_CREATE: 8,
+    MULTISIG_PROPOSE: 8,
+    MULTISIG_APPROVE: 8,
+    EVM_DEPLOY: 4,
+    EVM_INCREMENT: 20,
+}
 MIN_HEIGHT: Final = 50
 MAX_LAG: Final = 2
 # Generous: two cores shared with other test runs.
@@ -227,25 +250,26 @@ class ChainRecord:
     results: dict[int, tuple[CID, CID]]
     recorded: dict[int, tuple[CID, CID]]
     receipt_codes: Counter[int]
-    messages: Counter[tuple[str, str]]
+    messages: Counter[str]
     applied: int
 
 
-def message_kind(message: Message) -> str:
-    """The load generator's name for a message, from its recipient and method."""
+def message_kind(message: Message, signature: str) -> str:
+    """The load generator's name for a message, from its recipient and method, and for a
+    transfer the signature type of the block message list it is in."""
     method = message.method_num
     if method == METHOD_SEND:
-        return "transfer"
+        return {"secp256k1": TRANSFER_SECP256K1, "bls": TRANSFER_BLS}[signature]
     if message.to == INIT_ACTOR_ADDRESS and method == INIT_EXEC_METHOD:
-        return "multisig_create"
+        return MULTISIG_CREATE
     if message.to == EAM_ACTOR_ADDRESS and method == EAM_CREATE_EXTERNAL_METHOD:
-        return "evm_deploy"
+        return EVM_DEPLOY
     if method == MULTISIG_PROPOSE_METHOD:
-        return "multisig_propose"
+        return MULTISIG_PROPOSE
     if method == MULTISIG_APPROVE_METHOD:
-        return "multisig_approve"
+        return MULTISIG_APPROVE
     if method == EVM_INVOKE_CONTRACT_METHOD:
-        return "evm_increment"
+        return EVM_INCREMENT
     return f"method {method} to {message.to}"
 
 
@@ -253,7 +277,7 @@ def record_chain(data_dir: Path, key: TipSetKey) -> ChainRecord:
     results: dict[int, tuple[CID, CID]] = {}
     recorded: dict[int, tuple[CID, CID]] = {}
     codes: Counter[int] = Counter()
-    messages: Counter[tuple[str, str]] = Counter()
+    messages: Counter[str] = Counter()
     applied = 0
     with open_store(data_dir) as store:
         for child, parent in chain_below(store, key):
@@ -267,8 +291,8 @@ def record_chain(data_dir: Path, key: TipSetKey) -> ChainRecord:
             applied += result.messages_applied
             for header in parent.blocks:
                 bls, secpk = store.get_block_messages(header)
-                messages.update((message_kind(message), "bls") for message in bls)
-                messages.update((message_kind(s.message), "secp256k1") for s in secpk)
+                messages.update(message_kind(message, "bls") for message in bls)
+                messages.update(message_kind(s.message, "secp256k1") for s in secpk)
     return ChainRecord(results, recorded, codes, messages, applied)
 
 
@@ -361,10 +385,9 @@ def test_a_producer_and_two_followers_agree_after_fifty_epochs_of_every_kind_of_
     assert summary.failed == Counter()
     assert summary.succeeded == summary.submitted
     assert sum(summary.submitted.values()) == MESSAGES
-    for kind in ("multisig_create", "multisig_propose", "multisig_approve", "evm_deploy"):
-        assert summary.submitted[kind] == 1, kind
-    assert summary.submitted["evm_increment"] >= 80
-    assert summary.submitted["transfer"] >= 80
+    assert set(LEAST_PER_KIND) == set(GAS_LIMITS)
+    for kind, least in LEAST_PER_KIND.items():
+        assert summary.succeeded[kind] >= least, summary.describe()
 
     # Metrics, scraped while running: caught up, and the followers executed the load.
     for name, samples in metrics.items():
@@ -389,9 +412,6 @@ def test_a_producer_and_two_followers_agree_after_fifty_epochs_of_every_kind_of_
     assert chain.receipt_codes == Counter({ExitCode.OK: MESSAGES})
     assert chain.applied == MESSAGES
 
-    by_kind: Counter[str] = Counter()
-    for (kind, _signature), count in chain.messages.items():
-        by_kind[kind] += count
-    assert by_kind == summary.succeeded
-    assert chain.messages[("transfer", "secp256k1")] >= 20
-    assert chain.messages[("transfer", "bls")] >= 20
+    assert chain.messages == summary.succeeded
+    for kind, least in LEAST_PER_KIND.items():
+        assert chain.messages[kind] >= least, kind

@@ -235,7 +235,8 @@ async def _load_generator_gets_every_kind_of_message_on_chain(devnet: Devnet) ->
     assert summary.failed == Counter()
     assert summary.succeeded == summary.submitted
     assert set(summary.submitted) == {
-        "transfer",
+        "transfer_secp256k1",
+        "transfer_bls",
         "multisig_create",
         "multisig_propose",
         "multisig_approve",
