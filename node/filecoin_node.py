@@ -49,6 +49,7 @@ from libp2p.peer.id import ID as PeerID
 from chainsync.chain_exchange import (
     MESSAGES,
     ChainStoreReader,
+    ExchangeStatusError,
     Request,
     Response,
     expand_compacted,
@@ -60,6 +61,7 @@ from chainsync.chain_types import BlockMsg, FullBlock, TipSet
 from chainsync.hello import HelloMessage, LatencyMessage
 from chainsync.messages_root import compute_msg_meta
 from chainsync.syncer import Syncer
+from chainsync.tipset_fetcher import STATUS_ERROR_LABEL
 from chainsync.tipset_pipeline import TipsetPipeline, devnet_pipeline
 from config.bundles import actors_search_path, load_network_bundle
 from config.networks import NetworkPreset, expected_epoch
@@ -501,7 +503,8 @@ class FilecoinNode:
         self.peers.penalize(peer, reason)
 
     def _on_server_error(self, peer: PeerID, error: PeerExchangeError) -> None:
-        self.metrics.on_chain_exchange_error(Direction.SERVER, type(error).__name__)
+        # Labelled by penalty reason, as the syncer's client errors are.
+        self.metrics.on_chain_exchange_error(Direction.SERVER, reason_for_error(error).value)
         self._on_exchange_failure(peer, error)
 
     # -- gossip -----------------------------------------------------------------------------
@@ -585,14 +588,19 @@ class FilecoinNode:
         header = block_msg.header
         request = Request((header.cid(),), 1, MESSAGES)
         fetcher = ChainExchangeFetcher(self.exchange_client, MESSAGE_FETCH_TIMEOUT_SECONDS)
+        tipset = TipSet([header])
         self.metrics.on_chain_exchange_request(Direction.CLIENT)
+        # Counted and penalised as the syncer's requests are (chainsync.tipset_fetcher).
         try:
             response = await fetcher.fetch(peer, request)
-        except (PeerExchangeError, MalformedInput) as error:
-            self.metrics.on_chain_exchange_error(Direction.CLIENT, type(error).__name__)
+            validated = process_response(request, response, [tipset])
+        except ExchangeStatusError:
+            self.metrics.on_chain_exchange_error(Direction.CLIENT, STATUS_ERROR_LABEL)
             raise
-        tipset = TipSet([header])
-        validated = process_response(request, response, [tipset])
+        except (PeerExchangeError, MalformedInput) as error:
+            self.metrics.on_chain_exchange_error(Direction.CLIENT, reason_for_error(error).value)
+            self._on_exchange_failure(peer, error)
+            raise
         (block,) = expand_compacted(tipset, validated.messages[0])
         listed = (block_msg.bls_messages, block_msg.secpk_messages)
         got = (

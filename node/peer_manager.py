@@ -59,6 +59,13 @@ PENALTY_POINTS: dict[PenaltyReason, float] = {
 }
 
 
+# Chain data that is invalid by consensus rules is bad faith, not bad luck: no record of good
+# answers softens it, so these penalties start from a score no higher than zero.
+SEVERE_REASONS: frozenset[PenaltyReason] = frozenset(
+    {PenaltyReason.BAD_SIGNATURE, PenaltyReason.WRONG_STATE_ROOT}
+)
+
+
 def reason_for_error(error: PeerExchangeError | MalformedInput) -> PenaltyReason:
     """The penalty a failed exchange earns; any other malformed data counts as malformed CBOR."""
     if isinstance(error, OversizedMessage):
@@ -165,6 +172,8 @@ class PeerManager:
         """
         record = self._record(peer_id)
         already_banned = self.is_banned(peer_id)
+        if reason in SEVERE_REASONS:
+            record.score = min(record.score, 0.0)
         record.score -= PENALTY_POINTS[reason]
         self.penalties[reason] += 1
         if already_banned or record.score > self.ban_threshold:

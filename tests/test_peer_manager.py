@@ -114,6 +114,16 @@ def test_one_bad_signature_or_state_root_is_enough_for_a_ban() -> None:
         assert manager.penalize(peer(1), reason)
 
 
+def test_good_answers_before_a_forged_chain_do_not_save_its_server_from_the_ban() -> None:
+    manager = PeerManager()
+    for _ in range(3):
+        manager.record_success(peer(1), seconds=0.1)
+    assert manager.penalize(peer(1), PenaltyReason.WRONG_STATE_ROOT)
+    assert manager.is_banned(peer(1))
+    manager.record_success(peer(2), seconds=0.1)
+    assert not manager.penalize(peer(2), PenaltyReason.MALFORMED_CBOR)
+
+
 def test_bans_expire_and_leave_the_peer_on_probation() -> None:
     clock = FakeClock()
     manager = PeerManager(ban_seconds=60, clock=clock)
