@@ -86,6 +86,7 @@ from node.p2p_host import HostConfig, P2PHost, running_host
 from node.peer_manager import PeerManager, reason_for_error
 from node.pubsub import (
     FilecoinPubsub,
+    GossipConfig,
     PublishRejected,
     Subscription,
     Verdict,
@@ -269,7 +270,11 @@ class FilecoinNode:
             try:
                 async with running_host(self._host_config()) as host:
                     self.host = host
-                    async with running_pubsub(host) as pubsub:
+                    host.refuse_peers(self.peers.is_banned)
+                    gossip = GossipConfig(
+                        network_name=self.network_name, bootstrappers=host.bootstrap_peer_ids()
+                    )
+                    async with running_pubsub(host, gossip) as pubsub:
                         self.pubsub = pubsub
                         async with trio.open_nursery() as nursery:
                             self._nursery = nursery

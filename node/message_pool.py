@@ -40,7 +40,10 @@ state through a :data:`StateView` read at the current head.
 Every refusal raises a subclass of :class:`MessagePoolError` whose ``ignore`` attribute says how
 Lotus's gossip validator (``chain/sub/incoming.go``, ``MessageValidator.Validate``) treats it:
 ``True`` → ``ValidationIgnore`` (soft: state-dependent, may be our fault), ``False`` →
-``ValidationReject`` (the message is bad; the sender peer may be penalised).
+``ValidationReject`` (the message is bad; the sender peer may be penalised). An existing
+message, a fee cap below the minimum and too little balance are soft as in later Lotus
+releases (v1.20.4 rejected them): with gossip scoring on, rejecting them would punish honest
+peers that forward a message this pool already holds.
 """
 
 from __future__ import annotations
@@ -124,6 +127,8 @@ class InvalidMessage(MessagePoolError):
 class GasFeeCapTooLow(MessagePoolError):
     """The fee cap is below the minimum base fee (Lotus ``ErrGasFeeCapTooLow``)."""
 
+    ignore = True
+
 
 class FeeCapBelowBaseFeeBound(MessagePoolError):
     """The fee cap is below base fee / 100 (Lotus's soft ``ErrSoftValidationFailure``)."""
@@ -146,7 +151,9 @@ class InvalidSignature(MessagePoolError):
 
 
 class DuplicateMessage(MessagePoolError):
-    """The pool already holds this very message (Lotus ``ErrExistingNonce``)."""
+    """The pool already holds this very message (Lotus ``ErrExistingNonce``, soft in gossip)."""
+
+    ignore = True
 
 
 class UnknownSender(MessagePoolError):
@@ -181,6 +188,8 @@ class TooManyPendingMessages(MessagePoolError):
 
 class InsufficientFunds(MessagePoolError):
     """The sender's balance cannot cover this message alone (Lotus ``ErrNotEnoughFunds``)."""
+
+    ignore = True
 
 
 class InsufficientFundsWithPending(MessagePoolError):

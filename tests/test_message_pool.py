@@ -214,7 +214,7 @@ def test_balance_must_cover_value_plus_fee_cap_times_gas_limit(
     chain.actors[ALICE.address] = SenderState(0, cost - 1)
     with pytest.raises(InsufficientFunds) as caught:
         pool.add(signed)
-    assert not caught.value.ignore
+    assert caught.value.ignore  # state-dependent: Lotus after v1.20.4 ignores it in gossip
     chain.actors[ALICE.address] = SenderState(0, cost)
     assert pool.add(signed)
 
@@ -269,7 +269,9 @@ def test_network_messages_need_a_fee_cap_near_the_base_fee(chain: Chain) -> None
 
 
 def test_every_refusal_says_whether_gossip_ignores_or_rejects() -> None:
-    # Lotus chain/sub/incoming.go: soft failures are ignored, the rest rejected.
+    # Lotus chain/sub/incoming.go: soft failures are ignored, the rest rejected. Since v1.20.4
+    # Lotus also ignores an existing nonce, a fee cap below the minimum and too little balance,
+    # so that scoring does not punish honest peers forwarding them; the pool follows that.
     ignored = {cls.__name__ for cls in MessagePoolError.__subclasses__() if cls.ignore}
     rejected = {cls.__name__ for cls in MessagePoolError.__subclasses__() if not cls.ignore}
     assert ignored == {
@@ -281,15 +283,15 @@ def test_every_refusal_says_whether_gossip_ignores_or_rejects() -> None:
         "ReplaceByFeeTooLow",
         "TooManyPendingMessages",
         "InsufficientFundsWithPending",
+        "DuplicateMessage",
+        "GasFeeCapTooLow",
+        "InsufficientFunds",
     }
     assert rejected == {
         "MessageTooBig",
         "InvalidMessage",
-        "GasFeeCapTooLow",
         "SignatureMismatch",
         "InvalidSignature",
-        "DuplicateMessage",
-        "InsufficientFunds",
     }
 
 
