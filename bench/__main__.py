@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from bench import fvm_bench, store_bench, sync_bench
+from bench import fvm_bench, replay_bench, store_bench, sync_bench
 from bench.store_bench import Figure
 
 NAME_WIDTH = 48
@@ -18,6 +18,7 @@ SUITES: tuple[tuple[str, Callable[[], list[Figure]]], ...] = (
     ("storage", store_bench.run),
     ("FVM message execution (conformance vectors)", fvm_bench.run),
     ("devnet catch-up sync", sync_bench.run),
+    ("devnet replay, 1 and 2 worker processes", replay_bench.run),
 )
 
 

@@ -15,11 +15,15 @@ over the LMDB store (the machine's own flush moves blocks into that overlay, nev
 which is dropped after each epoch; the builtin-actors bundle, when the store lacks it, is put
 into a second in-memory overlay beneath. The head, the chain index and the blocks are untouched.
 
-Parallel replay (``workers > 1``) splits the tipsets into contiguous runs of (nearly) equal
-length, replays each in a process of its own started with ``spawn`` (each opens the LMDB
-environment read-only itself, which LMDB allows beside a writing node) and merges the results in
-height order. A tipset's execution depends only on stored data, so results are the same for any
-number of workers (except the timings).
+Parallel replay (``workers > 1``) runs in this process and ``workers - 1`` processes started
+with ``spawn`` (each opens the LMDB environment read-only itself, which LMDB allows beside a
+writing node, and loads the bundle once; compiled actor modules come from the module cache on
+disk). The children are started before the range is planned, and this process replays too, so
+the second or so a child takes to import the node and load its bundle is not spent waiting.
+Contiguous chunks of tipsets are handed out in height order to whichever process is free,
+shrinking towards the end of the range, and results are published in height order as soon as
+every lower epoch is in. A tipset's execution depends only on stored data, so results are the
+same for any number of workers (except the timings).
 
 On a mismatch, ``report_dir/epoch-<E>/`` receives ``report.json`` (roots, the actors and fields
 that differ: :mod:`chainsync.state_diff`; the receipts that differ; every message's gas
@@ -32,11 +36,16 @@ calibnet need state migrations and a drand schedule the node does not have yet).
 
 from __future__ import annotations
 
+import atexit
 import json
 import multiprocessing
+import sys
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+import types
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
@@ -619,32 +628,30 @@ def plan(chain_store: ChainStore, start: int, end: int) -> list[_Step]:
     return steps
 
 
-def split(steps: Sequence[_Step], parts: int) -> list[list[_Step]]:
-    """``steps`` in at most ``parts`` contiguous runs whose lengths differ by at most one."""
-    parts = max(1, min(parts, len(steps)))
-    size, extra = divmod(len(steps), parts)
-    runs: list[list[_Step]] = []
-    offset = 0
-    for index in range(parts):
-        length = size + (1 if index < extra else 0)
-        runs.append(list(steps[offset : offset + length]))
-        offset += length
-    return runs
+MAX_CHUNK: Final = 16  # tipsets; about 0.2 s of a devnet epoch's work
+
+
+def chunk_size(remaining: int, processes: int) -> int:
+    """How many of the ``remaining`` steps the next chunk takes: an equal share of half of them
+    per process, at most :data:`MAX_CHUNK` and at least one (guided self-scheduling: chunks
+    shrink towards the end so no process is left with a long run while the others idle)."""
+    return max(1, min(MAX_CHUNK, remaining // (2 * processes)))
 
 
 # -- running ----------------------------------------------------------------------------------
 
+CHUNKS_QUEUED_PER_CHILD: Final = 2  # one running, one waiting: a child never waits for the parent
+
 
 @dataclass(frozen=True, slots=True)
-class _Job:
-    """What a worker process needs to replay one run (picklable)."""
+class _WorkerSetup:
+    """What a worker process needs to build its replayer (picklable)."""
 
     chain_dir: Path
     network: str
     actors_dir: Path | None
     block_delay_secs: int
     report_dir: Path | None
-    steps: tuple[_Step, ...]
 
 
 def _replayer(
@@ -666,26 +673,127 @@ def _replayer(
     )
 
 
-def _run_job(job: _Job) -> list[EpochResult]:
-    """A worker process's whole work: open the store read-only, replay its run."""
-    blockstore = LmdbBlockstore(job.chain_dir, readonly=True)
+_worker_replayer: Replayer | None = None  # a worker process's own, built once by _start_worker
+
+
+def _start_worker(setup: _WorkerSetup) -> None:
+    """A worker process's start: open the store read-only and load the bundle, once; the
+    compiled actor modules come from the module cache's disk entries as epochs need them."""
+    global _worker_replayer
+    blockstore = LmdbBlockstore(setup.chain_dir, readonly=True)
+    atexit.register(blockstore.close)
+    _worker_replayer = _replayer(
+        ChainStore(blockstore),
+        setup.network,
+        setup.actors_dir,
+        setup.block_delay_secs,
+        setup.report_dir,
+    )
+
+
+def _worker_started() -> None:
+    """A task that only makes the pool start its process (and run :func:`_start_worker`)."""
+
+
+def _replay_chunk(steps: tuple[_Step, ...]) -> list[EpochResult]:
+    assert _worker_replayer is not None, "the pool's initializer builds the replayer"
+    return [_worker_replayer.replay(step) for step in steps]
+
+
+@contextmanager
+def _main_module_hidden() -> Iterator[None]:
+    """Processes started inside import no ``__main__`` of ours.
+
+    ``spawn`` makes a child import the parent's main module (so that functions defined there can
+    be unpickled): under ``fvm-node`` that is the whole command line, under the benchmark
+    libp2p too, 0.3-0.6 s of a child's start. Replay's tasks all live in this module, so while
+    the pool starts its processes ``sys.modules["__main__"]`` is a blank module, which
+    ``multiprocessing.spawn.get_preparation_data`` finds neither a name nor a path in.
+    """
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
     try:
-        replayer = _replayer(
-            ChainStore(blockstore),
-            job.network,
-            job.actors_dir,
-            job.block_delay_secs,
-            job.report_dir,
-        )
-        return [replayer.replay(step) for step in job.steps]
+        yield
     finally:
-        blockstore.close()
+        sys.modules["__main__"] = main
+
+
+class _ParallelRun:
+    """Replays steps with this process and ``children`` spawned worker processes.
+
+    Chunks are handed out in height order, each to whichever process is free: the children
+    keep :data:`CHUNKS_QUEUED_PER_CHILD` chunks each in their pool's queue and this process
+    replays the next chunk itself between checks, so its own imports and bundle (already
+    loaded) work from the first moment while the children start. Finished chunks are
+    published in height order as soon as every lower one is in.
+    """
+
+    def __init__(self, setup: _WorkerSetup, children: int) -> None:
+        self.children = children
+        context = multiprocessing.get_context("spawn")
+        self._pool = ProcessPoolExecutor(
+            children, mp_context=context, initializer=_start_worker, initargs=(setup,)
+        )
+        # Start the children now: the caller plans the range while they boot.
+        with _main_module_hidden():
+            for _ in range(children):
+                self._pool.submit(_worker_started)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def run(
+        self,
+        steps: Sequence[_Step],
+        replayer: Replayer,
+        publish: Callable[[EpochResult], None],
+    ) -> None:
+        processes = self.children + 1
+        handed_out = 0  # steps[:handed_out] are given to some process
+        published = 0  # steps[:published] are published
+        done: dict[int, list[EpochResult]] = {}  # by the offset of the chunk's first step
+        running: dict[Future[list[EpochResult]], int] = {}
+
+        def next_chunk() -> tuple[int, tuple[_Step, ...]]:
+            nonlocal handed_out
+            offset = handed_out
+            handed_out += chunk_size(len(steps) - offset, processes)
+            return offset, tuple(steps[offset:handed_out])
+
+        def collect(futures: Iterable[Future[list[EpochResult]]]) -> None:
+            nonlocal published
+            for future in futures:
+                done[running.pop(future)] = future.result()
+            while published in done:
+                results = done.pop(published)
+                for result in results:
+                    publish(result)
+                published += len(results)
+
+        try:
+            while handed_out < len(steps) or running:
+                while (
+                    handed_out < len(steps)
+                    and len(running) < self.children * CHUNKS_QUEUED_PER_CHILD
+                ):
+                    offset, chunk = next_chunk()
+                    running[self._pool.submit(_replay_chunk, chunk)] = offset
+                if handed_out < len(steps):
+                    offset, chunk = next_chunk()
+                    done[offset] = [replayer.replay(step) for step in chunk]
+                    collect([future for future in running if future.done()])
+                else:
+                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                    collect(finished)
+            collect(())
+        except BrokenProcessPool as exc:
+            raise ReplayError(f"a replay worker process died: {exc}") from None
 
 
 def replay_range(
     source: Path | ChainStore,
     start: int,
-    end: int,
+    end: int | None = None,
     *,
     workers: int = 1,
     report_dir: Path | None = None,
@@ -695,14 +803,16 @@ def replay_range(
     on_epoch: EpochCallback | None = None,
     invoker: ActorInvoker | None = None,
 ) -> ReplaySummary:
-    """Replay the head's chain's tipsets with heights in ``[start, end]`` (see the module
-    docstring).
+    """Replay the head's chain's tipsets with heights in ``[start, end]`` (``end`` None: up to
+    the head; see the module docstring).
 
     ``source`` is a node data directory (its ``chain`` LMDB store is opened read-only) or an
-    open :class:`ChainStore` (used as it is when ``workers`` is 1; worker processes open its
-    directory themselves). ``on_epoch`` and ``metrics`` (``on_replay_epoch``) hear of every
-    epoch in height order; with ``report_dir`` each mismatch gets a report and the whole
-    result list is written to ``report_dir/replay.json``. ``invoker`` is used in-process only.
+    open :class:`ChainStore` (worker processes open its directory themselves). ``workers`` is
+    the number of processes: this one and ``workers - 1`` spawned ones (fewer when the range
+    has fewer tipsets). ``on_epoch`` and ``metrics`` (``on_replay_epoch``) hear of every epoch
+    in height order, as soon as it and every lower one are done; with ``report_dir`` each
+    mismatch gets a report and the whole result list is written to
+    ``report_dir/replay.json``. ``invoker`` is used in this process only.
     """
     if workers < 1:
         raise ReplayError(f"--workers must be at least 1, not {workers}")
@@ -710,44 +820,47 @@ def replay_range(
     started = time.perf_counter()
     opened = isinstance(source, Path)
     chain_store = open_chain_store(source) if isinstance(source, Path) else source
+    parallel: _ParallelRun | None = None
+    results: list[EpochResult] = []
+
+    def publish(result: EpochResult) -> None:
+        results.append(result)
+        if metrics is not None:
+            metrics.on_replay_epoch(result.gas_used, not result.ok)
+        if on_epoch is not None:
+            on_epoch(result)
+
     try:
         try:
-            steps = plan(chain_store, start, end)
             head = chain_store.heaviest()
-            assert head is not None
+            if head is None:
+                raise ReplayError("the chain store has no head")
             block_delay = block_delay_of(chain_store, head)
+            last = head.height if end is None else end
+            replayer = _replayer(chain_store, network, actors_dir, block_delay, report_dir, invoker)
+            # At most this many tipsets are in the range (fewer if it has null rounds).
+            most = min(last, head.height) - max(start, 0) + 1
+            children = min(workers - 1, most - 1)
+            if children > 0:
+                setup = _WorkerSetup(
+                    chain_store.blockstore.path, network, actors_dir, block_delay, report_dir
+                )
+                parallel = _ParallelRun(setup, children)
+            steps = plan(chain_store, start, last)
         except ChainStoreError as exc:
             raise ReplayError(str(exc)) from None
-        results: list[EpochResult] = []
-
-        def publish(result: EpochResult) -> None:
-            results.append(result)
-            if metrics is not None:
-                metrics.on_replay_epoch(result.gas_used, not result.ok)
-            if on_epoch is not None:
-                on_epoch(result)
-
-        runs = split(steps, workers)
-        if len(runs) <= 1:
-            replayer = _replayer(chain_store, network, actors_dir, block_delay, report_dir, invoker)
+        if parallel is None:
             for step in steps:
                 publish(replayer.replay(step))
         else:
-            chain_dir = chain_store.blockstore.path
-            jobs = [
-                _Job(chain_dir, network, actors_dir, block_delay, report_dir, tuple(run))
-                for run in runs
-            ]
-            context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=len(jobs), mp_context=context) as pool:
-                futures = [pool.submit(_run_job, job) for job in jobs]
-                for future in futures:
-                    for result in future.result():
-                        publish(result)
+            parallel.run(steps, replayer, publish)
     finally:
+        if parallel is not None:
+            parallel.close()
         if opened:
             chain_store.blockstore.close()
-    summary = ReplaySummary(tuple(results), time.perf_counter() - started, len(runs) or 1)
+    processes = 1 if parallel is None else parallel.children + 1
+    summary = ReplaySummary(tuple(results), time.perf_counter() - started, processes)
     if report_dir is not None:
         report_dir.mkdir(parents=True, exist_ok=True)
         (report_dir / RESULTS_FILE).write_text(json.dumps(summary.to_json(), indent=2) + "\n")

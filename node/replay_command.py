@@ -1,6 +1,7 @@
 """``fvm-node replay``: re-execute stored tipsets and check them against the chain.
 
-The command is :func:`chainsync.replay.replay_range` with a line per epoch (``epoch E OK`` /
+The command is :func:`chainsync.replay.replay_range` (``--to head`` for everything up to the
+head) with a line per epoch (``epoch E OK`` /
 ``epoch E MISMATCH state <computed> != <expected>``), a summary line (epochs, mismatches, gas,
 gas/s, seconds) and the exit status an operator's script can test: 0 when every epoch agrees,
 1 on any mismatch or failed execution, 2 for bad arguments or data it cannot open (one line on
@@ -26,6 +27,7 @@ from store.errors import FvmNodeError
 
 EXIT_MISMATCH = 1
 EXIT_USAGE = 2
+TO_HEAD = "head"
 
 
 class _OneLineUsageError(click.UsageError):
@@ -41,6 +43,25 @@ class _OneLineCommand(click.Command):
             return super().parse_args(ctx, args)
         except click.UsageError as exc:
             raise _OneLineUsageError(exc.format_message(), ctx) from None
+
+
+class _HeightOrHead(click.ParamType[int | str, object]):
+    """A height (a non-negative integer) or ``head``, kept as the string."""
+
+    name = "HEIGHT|head"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> int | str:
+        if value == TO_HEAD:
+            return TO_HEAD
+        try:
+            height = int(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is neither a height nor {TO_HEAD!r}", param, ctx)
+        if height < 0:
+            self.fail(f"{height} is below 0", param, ctx)
+        return height
 
 
 def _metrics_option(
@@ -65,7 +86,13 @@ def _metrics_option(
     help="Node data directory (its chain/ LMDB store is opened read-only).",
 )
 @click.option("--from", "start", required=True, type=click.IntRange(min=0), help="First height.")
-@click.option("--to", "end", required=True, type=click.IntRange(min=0), help="Last height.")
+@click.option(
+    "--to",
+    "end",
+    required=True,
+    type=_HeightOrHead(),
+    help=f"Last height, or {TO_HEAD} for the head's.",
+)
 @click.option(
     "--workers",
     default=1,
@@ -98,7 +125,7 @@ def _metrics_option(
 def replay_command(
     data_dir: Path,
     start: int,
-    end: int,
+    end: int | str,
     workers: int,
     report_dir: Path | None,
     network: str,
@@ -107,8 +134,9 @@ def replay_command(
 ) -> None:
     """Re-execute the stored tipsets at heights FROM..TO and compare their results with what
     the chain records."""
-    if end < start:
-        raise _OneLineUsageError(f"--to {end} is below --from {start}")
+    last = end if isinstance(end, int) else None
+    if last is not None and last < start:
+        raise _OneLineUsageError(f"--to {last} is below --from {start}")
     if not data_dir.is_dir():
         raise _OneLineUsageError(f"data directory {data_dir} does not exist")
 
@@ -127,7 +155,7 @@ def replay_command(
         summary = replay_range(
             data_dir,
             start,
-            end,
+            last,
             workers=workers,
             report_dir=report_dir,
             metrics=metrics,

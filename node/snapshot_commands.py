@@ -113,8 +113,19 @@ def import_command(file: Path, data: Path | None, network: str | None) -> None:
     show_default=True,
     help="Epochs whose messages and full state are included.",
 )
+@click.option(
+    "--receipts",
+    is_flag=True,
+    default=False,
+    help="Also include those epochs' message receipts (Lotus leaves them out).",
+)
 def export_command(
-    data: Path | None, network: str | None, out: Path, epoch: int | None, state_roots: int
+    data: Path | None,
+    network: str | None,
+    out: Path,
+    epoch: int | None,
+    state_roots: int,
+    receipts: bool,
 ) -> None:
     """Write a chain snapshot: headers back to genesis, messages and state of the last N epochs.
 
@@ -143,7 +154,12 @@ def export_command(
                 progress.update(task, blocks=step.blocks, height=step.lowest_height)
 
             result = export_snapshot(
-                ChainStore(blockstore), out, epoch, state_roots, progress=report
+                ChainStore(blockstore),
+                out,
+                epoch,
+                state_roots,
+                include_receipts=receipts,
+                progress=report,
             )
     except FvmNodeError as exc:
         click.echo(f"error: {exc}", err=True)
