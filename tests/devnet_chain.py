@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chainsync.chain_store import ChainStore
+from chainsync.chain_types import TipSet
 from chainsync.tipset_pipeline import TipsetPipeline, devnet_pipeline
 from config.networks import NetworkPreset, devnet_preset
 from fvm.address import Address
@@ -103,6 +104,26 @@ class DevnetNodes:
         """A producer signing with the worker key, over a fresh pool on ``pipeline``'s head."""
         pool = MessagePool(head_state_view(pipeline))
         return DevnetProducer(pipeline, pool, self.genesis.miner, self.keys.worker)
+
+
+def produce_transfer_chain(
+    directory: Path, keys: DevnetKeys, bundle: Bundle, chain_dir: str, epochs: list[int]
+) -> TipSet:
+    """A node directory holding a chain with a block at each of ``epochs`` (the gaps are null
+    rounds), Alice and Bob paying each other in every block; returns the head, with the store
+    closed."""
+    nodes = DevnetNodes.in_directory(directory, keys, bundle, keys.genesis(bundle))
+    pipeline = nodes.open(directory / chain_dir)
+    producer = nodes.producer(pipeline)
+    try:
+        for nonce, epoch in enumerate(epochs):
+            for sender, receiver in ((keys.alice, keys.bob), (keys.bob, keys.alice)):
+                transfer = signed_transfer(sender, receiver.address, nonce, 1_000 * epoch)
+                producer.message_pool.add(transfer, local=True)
+            producer.produce(epoch)
+        return pipeline.head()
+    finally:
+        pipeline.chain_store.blockstore.close()
 
 
 def signed_transfer(

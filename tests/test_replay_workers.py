@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from devnet_chain import DevnetKeys, DevnetNodes, signed_transfer
+from devnet_chain import DevnetKeys, produce_transfer_chain
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -74,17 +74,7 @@ def test_a_long_range_is_cut_into_many_chunks_ending_in_single_tipsets() -> None
 @pytest.fixture(scope="module")
 def node_dir(tmp_path_factory: pytest.TempPathFactory, devnet_bundle: Bundle) -> Path:
     root = tmp_path_factory.mktemp("replay-workers")
-    nodes = DevnetNodes.in_directory(root, KEYS, devnet_bundle, KEYS.genesis(devnet_bundle))
-    pipeline = nodes.open(root / CHAIN_DIR)
-    producer = nodes.producer(pipeline)
-    try:
-        for nonce, epoch in enumerate(PRODUCED):
-            for sender, receiver in ((KEYS.alice, KEYS.bob), (KEYS.bob, KEYS.alice)):
-                transfer = signed_transfer(sender, receiver.address, nonce, 1_000 * epoch)
-                producer.message_pool.add(transfer, local=True)
-            producer.produce(epoch)
-    finally:
-        pipeline.chain_store.blockstore.close()
+    produce_transfer_chain(root, KEYS, devnet_bundle, CHAIN_DIR, PRODUCED)
     return root
 
 

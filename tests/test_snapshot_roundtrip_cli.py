@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from devnet_chain import DevnetKeys, DevnetNodes, signed_transfer
+from devnet_chain import DevnetKeys, produce_transfer_chain
 
 from chainsync.chain_store import ChainStore
 from chainsync.chain_types import TipSet
@@ -42,18 +42,8 @@ STATE_ROOTS = HEAD + 1  # every epoch's state, messages and receipts
 def original(tmp_path_factory: pytest.TempPathFactory, devnet_bundle: Bundle) -> Path:
     """Data directory A: the produced chain in ``A/chain``, closed."""
     root = tmp_path_factory.mktemp("roundtrip-original")
-    nodes = DevnetNodes.in_directory(root, KEYS, devnet_bundle, KEYS.genesis(devnet_bundle))
-    pipeline = nodes.open(root / CHAIN_DIR)
-    producer = nodes.producer(pipeline)
-    try:
-        for nonce, epoch in enumerate(PRODUCED):
-            for sender, receiver in ((KEYS.alice, KEYS.bob), (KEYS.bob, KEYS.alice)):
-                transfer = signed_transfer(sender, receiver.address, nonce, 1_000 * epoch)
-                producer.message_pool.add(transfer, local=True)
-            producer.produce(epoch)
-        assert pipeline.head().height == HEAD
-    finally:
-        pipeline.chain_store.blockstore.close()
+    head = produce_transfer_chain(root, KEYS, devnet_bundle, CHAIN_DIR, PRODUCED)
+    assert head.height == HEAD
     return root
 
 
