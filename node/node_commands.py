@@ -3,16 +3,25 @@
 Each command turns its options into :class:`config.settings.NodeSettings` (through
 :func:`config.settings.load_settings`, so a bad value is reported the same way wherever it came
 from) or a devnet directory (:mod:`node.devnet.layout`), then runs the trio program. Errors an
-operator can act on are one line on stderr and exit status 2; Ctrl-C stops a node cleanly.
+operator can act on are one line on stderr and exit status 2.
+
+SIGINT (Ctrl-C) and SIGTERM stop a command the same way: the signal is received by a trio task
+(``trio.open_signal_receiver``) that logs "stopping on SIGTERM" (or SIGINT) and cancels the
+command, so every ``async with`` unwinds (libp2p host, metrics exporter, LMDB store closed) and
+the process exits with status 0, as a service manager's ``stop`` expects. Trio's own Ctrl-C
+handling would instead raise ``KeyboardInterrupt`` inside the node's nurseries, where it arrives
+wrapped in an exception group and ends the process with a traceback.
 """
 
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from types import FrameType
+from typing import Any, Final, NoReturn
 
 import click
 import trio
@@ -20,6 +29,9 @@ import trio
 from store.errors import FvmNodeError
 
 MULTIADDR_HELP = "a libp2p multiaddr such as /ip4/127.0.0.1/tcp/1347"
+STOP_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
+
+logger = logging.getLogger(__name__)
 
 
 def _fail(exc: BaseException) -> NoReturn:
@@ -37,14 +49,52 @@ def _setup_logging(level: str) -> None:
     logging.getLogger("libp2p").setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
 
+async def _until_stopped(main: Callable[[], Awaitable[None]]) -> None:
+    """Run ``main`` until it returns or a stop signal cancels it (its cleanup then runs)."""
+    with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
+        async with trio.open_nursery() as nursery:
+
+            async def stop_on_signal() -> None:
+                async for number in signals:
+                    logger.info("stopping on %s", signal.Signals(number).name)
+                    nursery.cancel_scope.cancel()
+                    return
+
+            nursery.start_soon(stop_on_signal)
+            await main()
+            nursery.cancel_scope.cancel()
+
+
 def _run_trio(main: Callable[[], Awaitable[None]]) -> None:
-    """Run ``main`` until it ends or Ctrl-C; typed errors become one line and exit status 2."""
+    """Run ``main`` until it ends or SIGINT/SIGTERM (exit status 0); typed errors, alone or
+    inside trio's exception groups, become one line and exit status 2."""
     try:
-        trio.run(main)
+        trio.run(_until_stopped, main)
     except KeyboardInterrupt:
+        # Ctrl-C before the signal receiver was installed.
         click.echo("stopped", err=True)
     except (FvmNodeError, OSError) as exc:
         _fail(exc)
+    except BaseExceptionGroup as group:
+        typed, rest = group.split((FvmNodeError, OSError))
+        if typed is None or rest is not None:
+            raise
+        _fail(_first_leaf(typed))
+
+
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
+
+
+class _StopRequested(BaseException):
+    """Raised in the main thread by the SIGTERM handler of a command that does not run trio;
+    like ``KeyboardInterrupt`` it is no ``Exception``, so no ``except Exception`` swallows it."""
+
+
+def _raise_stop_requested(number: int, _frame: FrameType | None) -> None:
+    click.echo(f"stopping on {signal.Signals(number).name}", err=True)
+    raise _StopRequested
 
 
 def _build_settings(config_file: Path | None, overrides: dict[str, Any]) -> Any:
@@ -287,6 +337,7 @@ def devnet_demo(
     """A producer, a syncing node and the load generator on loopback, with metrics."""
     from node.devnet.demo import DemoError, run_demo
 
+    previous = signal.signal(signal.SIGTERM, _raise_stop_requested)
     try:
         run_demo(
             root,
@@ -299,5 +350,9 @@ def devnet_demo(
         )
     except KeyboardInterrupt:
         click.echo("stopped", err=True)
+    except _StopRequested:
+        pass
     except (DemoError, FvmNodeError, OSError) as exc:
         _fail(exc)
+    finally:
+        signal.signal(signal.SIGTERM, previous)

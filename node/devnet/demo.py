@@ -4,7 +4,8 @@ It initialises a devnet, then starts three real processes talking libp2p over TC
 127.0.0.1: the block producer (``devnet run``), a syncing node (``run``) bootstrapped from it,
 and the load generator (``devnet load``); it prints both metrics URLs and, every few seconds, the
 syncing node's head, lag and gas throughput read back from its own ``/metrics`` endpoint.
-Ctrl-C (or ``--duration``) stops all three.
+Ctrl-C, SIGTERM (or ``--duration``) stops all three, each with SIGTERM so it closes its store.
+The process helpers here are also what the crash-and-restart test starts its nodes with.
 """
 
 from __future__ import annotations
@@ -16,35 +17,57 @@ import time
 import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO
+from typing import Final
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from node.devnet.layout import init_devnet
 
-_CLI = [sys.executable, "-c", "from node.cli import main; main()"]
-_LISTENING = re.compile(r"listening on (/ip4/127\.0\.0\.1/tcp/\d+/p2p/\w+)")
+CLI: Final = (sys.executable, "-c", "from node.cli import main; main()")
+LISTENING: Final = re.compile(r"listening on (/ip4/127\.0\.0\.1/tcp/\d+/p2p/\w+)")
+STOP_TIMEOUT_SECONDS: Final = 10.0
 
 
 class DemoError(RuntimeError):
     """A demo process failed to start."""
 
 
-def _start(arguments: Sequence[str], log: Path) -> subprocess.Popen[str]:
-    handle: IO[str] = log.open("w")
-    return subprocess.Popen([*_CLI, *arguments], stdout=handle, stderr=subprocess.STDOUT, text=True)
+def start_cli_process(arguments: Sequence[str], log: Path) -> subprocess.Popen[str]:
+    """``fvm-node ARGUMENTS`` as a child process writing its output to ``log``."""
+    with log.open("w") as handle:
+        return subprocess.Popen(
+            [*CLI, *arguments], stdout=handle, stderr=subprocess.STDOUT, text=True
+        )
 
 
-def _wait_for_address(log: Path, process: subprocess.Popen[str], timeout: float) -> str:
+def wait_for_listen_address(
+    log: Path, process: subprocess.Popen[str], timeout: float, name: str = "the producer"
+) -> str:
+    """The loopback multiaddr the node started as ``process`` reports in ``log``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        match = _LISTENING.search(log.read_text()) if log.exists() else None
+        match = LISTENING.search(log.read_text()) if log.exists() else None
         if match:
             return match.group(1)
         if process.poll() is not None:
-            raise DemoError(f"the producer exited early; see {log}")
+            raise DemoError(f"{name} exited early; see {log}")
         time.sleep(0.2)
-    raise DemoError(f"the producer did not report a listening address in {timeout:.0f} s")
+    raise DemoError(f"{name} did not report a listening address in {timeout:.0f} s")
+
+
+def stop_processes(
+    processes: Sequence[subprocess.Popen[str]], timeout: float = STOP_TIMEOUT_SECONDS
+) -> None:
+    """SIGTERM every process still running, then SIGKILL those not gone within ``timeout``."""
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def _sample(url: str) -> tuple[dict[str, float], str]:
@@ -82,15 +105,15 @@ def run_demo(
     logs.mkdir(exist_ok=True)
     processes: list[subprocess.Popen[str]] = []
     try:
-        producer = _start(
+        producer = start_cli_process(
             ["devnet", "run", "--dir", str(root), "--metrics", f"127.0.0.1:{producer_metrics}"],
             logs / "producer.log",
         )
         processes.append(producer)
-        address = _wait_for_address(logs / "producer.log", producer, timeout=120)
+        address = wait_for_listen_address(logs / "producer.log", producer, timeout=120)
         say(f"producer listening on {address}")
         processes.append(
-            _start(
+            start_cli_process(
                 [
                     "run",
                     "--config",
@@ -106,7 +129,7 @@ def run_demo(
             )
         )
         processes.append(
-            _start(
+            start_cli_process(
                 [
                     "devnet",
                     "load",
@@ -130,13 +153,7 @@ def run_demo(
         say(f"logs in {logs}; Ctrl-C stops the devnet")
         _report(follower_url, processes, duration, say)
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_processes(processes)
 
 
 def _report(
