@@ -286,8 +286,9 @@ def devnet_run(root: Path, listen: str, metrics: str | None, block_time: int | N
 @click.option("--count", default=50, show_default=True, help="Messages to submit.")
 @click.option("--rate", default=5.0, show_default=True, help="Messages per second.")
 def devnet_load(root: Path, peer: str, count: int, rate: float) -> None:
-    """Submit a mix of signed messages over gossipsub: transfers (secp256k1 and BLS), a
-    multisig (create, propose, approve) and an EVM counter contract (deploy, increment)."""
+    """Submit a mix of signed messages over gossipsub: transfers (secp256k1 and BLS in turn),
+    repeated multisig rounds (create, propose, approve), EVM counter contracts (deploy) and
+    calls (increment) spread over them."""
     from node.devnet.layout import load_devnet
     from node.devnet.load_generator import LoadPlan, run_load
 
