@@ -364,9 +364,10 @@ class FilecoinNode:
                 self.pipeline, self.message_pool, miner, self._devnet.miner_worker
             )
         logger.info(
-            "chain %s (network name %r): genesis %s, head %d",
+            "chain %s (network name %r): head tipset {%s}, genesis %s, head %d",
             preset.name,
             self.network_name,
+            ",".join(str(cid) for cid in head.cids),
             self.genesis.cids[0],
             head.height,
         )

@@ -18,12 +18,21 @@ own gate filters addresses only, so the Noise transport is wrapped, and a connec
 peer that :meth:`P2PHost.refuse_peers`'s predicate refuses is closed as soon as the handshake has
 authenticated the peer (or, when we dial, before it starts) -- before yamux, identify, hello or
 any other protocol runs on it.
+
+A listen address that cannot be bound is fatal (:class:`ListenError`).  Lotus's
+``node/modules/lp2p/addrs.go`` ``StartListening`` fails the start when the swarm cannot listen,
+but go-libp2p's swarm, like py-libp2p's ``Swarm.listen``, reports failure only when no address
+at all could be bound; this node is stricter and fails on any one, so it never runs unreachable
+where the operator asked.  py-libp2p only logs the error, so the host is given its own TCP
+transport whose listeners remember why they failed (and refuse a port another process already
+listens on), and every configured address is checked against the swarm's bound listeners.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -46,7 +55,7 @@ from libp2p.crypto.ed25519 import create_new_key_pair as new_ed25519_key_pair
 from libp2p.crypto.keys import KeyPair, KeyType
 from libp2p.crypto.serialization import deserialize_private_key
 from libp2p.crypto.x25519 import create_new_key_pair as new_x25519_key_pair
-from libp2p.custom_types import TProtocol
+from libp2p.custom_types import THandler, TProtocol
 from libp2p.peer.id import ID as PeerID
 from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.security.exceptions import HandshakeFailure
@@ -54,6 +63,8 @@ from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
 from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
 from libp2p.stream_muxer.yamux.yamux import Yamux
+from libp2p.transport.exceptions import OpenConnectionError
+from libp2p.transport.tcp.tcp import TCP, TCPListener
 
 from store.errors import FvmNodeError
 
@@ -70,6 +81,16 @@ class IdentityKeyError(FvmNodeError):
 
 class DialError(FvmNodeError):
     """A peer address could not be parsed or dialled."""
+
+
+class ListenError(FvmNodeError):
+    """A configured listen address is malformed or could not be bound (port in use, no such
+    interface); the node stops rather than run unreachable where the operator asked."""
+
+    def __init__(self, address: str, reason: str) -> None:
+        self.address = address
+        self.reason = reason
+        super().__init__(f"cannot listen on {address}: {reason}")
 
 
 def load_or_create_identity(data_dir: Path) -> KeyPair:
@@ -139,6 +160,22 @@ ConnectionCallback = Callable[[PeerID], Awaitable[None]]
 StreamHandler = Callable[[INetStream], Awaitable[None]]
 
 
+def _forward(events: trio.MemorySendChannel[PeerID], peer_id: PeerID, kind: str) -> None:
+    """Queues one connection event without blocking the swarm.
+
+    A full queue means the dispatcher has fallen behind while running, which loses an event
+    someone waits for: a warning.  A closed one means the host is stopping -- its dispatchers
+    are cancelled before ``close`` tears down the connections that raise these events -- and
+    nobody is left to miss it.
+    """
+    try:
+        events.send_nowait(peer_id)
+    except trio.WouldBlock:
+        logger.warning("%s event dropped for %s: event queue full", kind, peer_id)
+    except (trio.ClosedResourceError, trio.BrokenResourceError):
+        logger.debug("%s event for %s after the host stopped dispatching", kind, peer_id)
+
+
 class _ConnectionNotifee(INotifee):
     """Forwards connect/disconnect events into channels; swarm notifees must not block."""
 
@@ -151,16 +188,10 @@ class _ConnectionNotifee(INotifee):
         self._disconnected = disconnected
 
     async def connected(self, network: INetwork, conn: INetConn) -> None:
-        try:
-            self._connected.send_nowait(conn.muxed_conn.peer_id)
-        except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
-            logger.warning("connection event dropped for %s", conn.muxed_conn.peer_id)
+        _forward(self._connected, conn.muxed_conn.peer_id, "connection")
 
     async def disconnected(self, network: INetwork, conn: INetConn) -> None:
-        try:
-            self._disconnected.send_nowait(conn.muxed_conn.peer_id)
-        except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
-            logger.warning("disconnection event dropped for %s", conn.muxed_conn.peer_id)
+        _forward(self._disconnected, conn.muxed_conn.peer_id, "disconnection")
 
     async def opened_stream(self, network: INetwork, stream: INetStream) -> None:
         return None
@@ -296,13 +327,104 @@ class P2PHost:
                     self.nursery.start_soon(callback, peer_id)
 
 
+def _refuse_shared_port(maddr: multiaddr.Multiaddr) -> None:
+    """Fails if another socket already listens on ``maddr``'s fixed port.
+
+    py-libp2p binds its listeners with ``SO_REUSEPORT`` (for hole punching, which this node does
+    not do), so a second node of the same user on the same port would bind too and the kernel
+    would split inbound connections between them.  A probe bound without ``SO_REUSEPORT``
+    conflicts with any listener there; ``SO_REUSEADDR`` keeps our own lingering TIME_WAIT
+    sockets from a restart out of the way.
+    """
+    names = {protocol.name for protocol in maddr.protocols()}
+    family = socket.AF_INET if "ip4" in names else socket.AF_INET6 if "ip6" in names else None
+    port = maddr.value_for_protocol("tcp")
+    if family is None or port is None or int(port) == 0:
+        return
+    ip = maddr.value_for_protocol("ip4" if family == socket.AF_INET else "ip6")
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((ip, int(port)))
+        except OSError as error:
+            raise OpenConnectionError(f"cannot bind {ip}:{port}: {error}") from error
+
+
+class _CheckedTCPListener(TCPListener):
+    """A TCP listener that refuses a port another socket listens on and records why ``listen``
+    failed before py-libp2p's swarm swallows the error."""
+
+    def __init__(self, handler: THandler, failures: dict[str, OpenConnectionError]) -> None:
+        super().__init__(handler)
+        self._failures = failures
+
+    async def listen(self, maddr: multiaddr.Multiaddr) -> None:
+        try:
+            _refuse_shared_port(maddr)
+            await super().listen(maddr)
+        except OpenConnectionError as error:
+            self._failures[str(maddr)] = error
+            raise
+
+
+class _CheckedTCP(TCP):
+    """py-libp2p's TCP transport whose listeners keep their failures in ``listen_failures``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.listen_failures: dict[str, OpenConnectionError] = {}
+
+    def create_listener(self, handler_function: THandler) -> TCPListener:
+        return _CheckedTCPListener(handler_function, self.listen_failures)
+
+
+def _root_cause(error: BaseException) -> BaseException:
+    while error.__cause__ is not None:
+        error = error.__cause__
+    return error
+
+
+def _parse_listen_addrs(addresses: Sequence[str]) -> list[multiaddr.Multiaddr]:
+    parsed = []
+    for address in addresses:
+        try:
+            parsed.append(multiaddr.Multiaddr(address))
+        except Exception as error:  # multiaddr's parse errors share no base with ours
+            raise ListenError(address, f"not a multiaddr: {error}") from error
+    return parsed
+
+
+def _listen_failure(
+    network: INetwork,
+    listen_addrs: Sequence[multiaddr.Multiaddr],
+    failures: dict[str, OpenConnectionError],
+) -> ListenError | None:
+    """The first configured address the swarm holds no bound listener for, with its reason."""
+    for address in listen_addrs:
+        listener = network.listeners.get(str(address))
+        if listener is not None and listener.get_addrs():
+            continue
+        failure = failures.get(str(address))
+        reason = (
+            str(_root_cause(failure))
+            if failure is not None
+            else "no TCP listener was started for it (only /ip4 or /ip6 TCP addresses work)"
+        )
+        return ListenError(str(address), reason)
+    return None
+
+
 def _build_libp2p_host(
-    key_pair: KeyPair, listen_addrs: Sequence[multiaddr.Multiaddr], security: ISecureTransport
+    key_pair: KeyPair,
+    listen_addrs: Sequence[multiaddr.Multiaddr],
+    security: ISecureTransport,
+    tcp: TCP,
 ) -> IHost:
     return new_host(
         key_pair=key_pair,
         sec_opt={TProtocol(NOISE_PROTOCOL_ID): security},
         muxer_opt={TProtocol(YAMUX_PROTOCOL_ID): Yamux},
+        transports=[tcp],
         listen_addrs=listen_addrs,
     )
 
@@ -321,33 +443,45 @@ async def _stop_auto_connector(libp2p_host: IHost) -> None:
 
 @asynccontextmanager
 async def running_host(config: HostConfig) -> AsyncIterator[P2PHost]:
-    """Starts a host listening on ``config.listen_addrs``; stops it when the block exits."""
+    """Starts a host listening on ``config.listen_addrs``; stops it when the block exits.
+
+    Raises :class:`ListenError` (after closing the host) if any listen address is not bound.
+    """
     key_pair = load_or_create_identity(config.data_dir)
-    listen_addrs = [multiaddr.Multiaddr(address) for address in config.listen_addrs]
+    listen_addrs = _parse_listen_addrs(config.listen_addrs)
     security = _PeerGatedSecurity(
         NoiseTransport(key_pair, noise_privkey=new_x25519_key_pair().private_key)
     )
-    libp2p_host = _build_libp2p_host(key_pair, listen_addrs, security)
+    tcp = _CheckedTCP()
+    libp2p_host = _build_libp2p_host(key_pair, listen_addrs, security, tcp)
     connected_send, connected_receive = trio.open_memory_channel[PeerID](256)
     disconnected_send, disconnected_receive = trio.open_memory_channel[PeerID](256)
     libp2p_host.get_network().register_notifee(
         _ConnectionNotifee(connected_send, disconnected_send)
     )
+    listen_failure: ListenError | None = None
     async with libp2p_host.run(listen_addrs):
         try:
-            async with trio.open_nursery() as nursery:
-                host = P2PHost(libp2p_host, config, nursery, security)
-                await _stop_auto_connector(libp2p_host)
-                nursery.start_soon(host._dispatch, connected_receive, host._on_connected)
-                nursery.start_soon(host._dispatch, disconnected_receive, host._on_disconnected)
-                logger.info("libp2p host %s listening on %s", host.peer_id, host.listen_addrs())
-                try:
-                    yield host
-                finally:
-                    nursery.cancel_scope.cancel()
+            listen_failure = _listen_failure(
+                libp2p_host.get_network(), listen_addrs, tcp.listen_failures
+            )
+            if listen_failure is None:
+                async with trio.open_nursery() as nursery:
+                    host = P2PHost(libp2p_host, config, nursery, security)
+                    await _stop_auto_connector(libp2p_host)
+                    nursery.start_soon(host._dispatch, connected_receive, host._on_connected)
+                    nursery.start_soon(host._dispatch, disconnected_receive, host._on_disconnected)
+                    logger.info("libp2p host %s listening on %s", host.peer_id, host.listen_addrs())
+                    try:
+                        yield host
+                    finally:
+                        nursery.cancel_scope.cancel()
         finally:
             # Leaving ``run`` only cancels the swarm's tasks; ``close`` is what closes the
             # connections and listeners, so peers see us go instead of a silent socket.
             with trio.move_on_after(CLOSE_TIMEOUT_SECONDS) as closing:
                 closing.shield = True
                 await libp2p_host.close()
+    # Raised outside ``run`` so that it reaches the caller alone, not in a nursery's group.
+    if listen_failure is not None:
+        raise listen_failure

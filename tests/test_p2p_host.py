@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import errno
 import itertools
+import logging
 import os
+import socket
 import stat
+import subprocess
 import time
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
 import pytest
 import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from libp2p.abc import INetStream
+from libp2p.abc import INetConn, INetStream, INetwork
 from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID as PeerID
 
@@ -32,13 +39,17 @@ from node.chain_exchange_service import (
     ChainExchangeClient,
     serve_chain_exchange,
 )
+from node.devnet.demo import CLI
+from node.devnet.layout import init_devnet
 from node.hello_service import HelloCallbacks, HelloService
 from node.p2p_host import (
     IDENTITY_FILE_NAME,
     DialError,
     HostConfig,
     IdentityKeyError,
+    ListenError,
     P2PHost,
+    _ConnectionNotifee,
     load_or_create_identity,
     running_host,
 )
@@ -47,6 +58,7 @@ from store import dag_cbor
 from store.errors import MalformedInput
 
 TEST_DEADLINE_SECONDS = 20.0
+CLI_TIMEOUT_SECONDS = 120.0
 
 
 @asynccontextmanager
@@ -447,3 +459,182 @@ def test_a_banned_peer_is_refused_both_ways_until_its_ban_expires(tmp_path: Path
             assert a.peer_id in b.connected_peers()
 
     run(scenario)
+
+
+# --- listen failures -------------------------------------------------------------------------
+
+
+@contextmanager
+def busy_loopback_port() -> Iterator[int]:
+    """A plain socket listening on a free 127.0.0.1 port, as another program would hold it."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen(1)
+        yield holder.getsockname()[1]
+
+
+async def expect_listen_error(tmp_path: Path, *listen_addrs: str) -> ListenError:
+    config = HostConfig(data_dir=tmp_path / "deaf", listen_addrs=listen_addrs)
+    with pytest.raises(ListenError) as raised:
+        async with running_host(config):
+            pytest.fail("the host started although it could not listen")
+    return raised.value
+
+
+def test_a_port_another_socket_listens_on_is_a_listen_error(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        with busy_loopback_port() as port:
+            address = f"/ip4/127.0.0.1/tcp/{port}"
+            error = await expect_listen_error(tmp_path, address)
+            assert error.address == address
+            assert os.strerror(errno.EADDRINUSE) in error.reason
+            assert str(error).startswith(f"cannot listen on {address}: ")
+
+    run(scenario)
+
+
+def test_one_unbindable_address_among_good_ones_fails_the_host(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        with busy_loopback_port() as port:
+            busy = f"/ip4/127.0.0.1/tcp/{port}"
+            error = await expect_listen_error(tmp_path, "/ip4/127.0.0.1/tcp/0", busy)
+            assert error.address == busy
+
+    run(scenario)
+
+
+def test_a_second_host_on_a_port_a_host_already_listens_on_is_refused(tmp_path: Path) -> None:
+    """py-libp2p binds with SO_REUSEPORT, which would let both hosts share the port."""
+
+    async def scenario() -> None:
+        async with started_hosts(tmp_path, 1) as (first,):
+            address = first.listen_addrs()[0].split("/p2p/")[0]
+            error = await expect_listen_error(tmp_path, address)
+            assert error.address == address
+            assert os.strerror(errno.EADDRINUSE) in error.reason
+            assert first.listen_addrs()[0].startswith(address)
+
+    run(scenario)
+
+
+def test_an_address_of_no_local_interface_is_a_listen_error(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        address = "/ip4/192.0.2.7/tcp/0"  # TEST-NET-1, assigned to no interface here
+        error = await expect_listen_error(tmp_path, address)
+        assert error.address == address
+        assert os.strerror(errno.EADDRNOTAVAIL) in error.reason
+
+    run(scenario)
+
+
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [("not-a-multiaddr", "not a multiaddr"), ("/ip4/127.0.0.1/udp/4001", "no TCP listener")],
+)
+def test_malformed_and_non_tcp_listen_addresses_are_listen_errors(
+    tmp_path: Path, address: str, reason: str
+) -> None:
+    async def scenario() -> None:
+        error = await expect_listen_error(tmp_path, address)
+        assert error.address == address
+        assert reason in error.reason
+
+    run(scenario)
+
+
+def test_the_host_is_usable_again_on_a_port_it_left(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with started_hosts(tmp_path, 1) as (other,):
+            config = HostConfig(data_dir=tmp_path / "restarted")
+            async with running_host(config) as before:
+                address = before.listen_addrs()[0].split("/p2p/")[0]
+                await other.connect(before.listen_addrs()[0])
+            async with running_host(replace(config, listen_addrs=(address,))) as after:
+                assert after.listen_addrs()[0].startswith(address)
+
+    run(scenario)
+
+
+def test_fvm_node_run_on_a_busy_port_exits_2_with_one_error_line(
+    tmp_path: Path, actors_dir: Path
+) -> None:
+    init_devnet(tmp_path / "devnet", accounts=1, seed=b"busy-port", actors_dir=actors_dir)
+    with busy_loopback_port() as port:
+        address = f"/ip4/127.0.0.1/tcp/{port}"
+        arguments = ["run", "--config", str(tmp_path / "devnet" / "node.toml")]
+        arguments += ["--data", str(tmp_path / "node"), "--listen", address]
+        finished = subprocess.run(
+            [*CLI, *arguments], capture_output=True, text=True, timeout=CLI_TIMEOUT_SECONDS
+        )
+    assert finished.returncode == 2
+    errors = [line for line in finished.stderr.splitlines() if line.startswith("error:")]
+    reason = f"[Errno {errno.EADDRINUSE}] {os.strerror(errno.EADDRINUSE)}"
+    assert errors == [f"error: cannot listen on {address}: {reason}"]
+    assert "listening on" not in finished.stdout
+
+
+# --- connection events -----------------------------------------------------------------------
+
+
+def fake_connection(peer_id: PeerID) -> INetConn:
+    return cast(INetConn, SimpleNamespace(muxed_conn=SimpleNamespace(peer_id=peer_id)))
+
+
+NO_NETWORK = cast(INetwork, None)
+
+
+def test_a_full_event_queue_drops_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    peer = PeerID.from_pubkey(load_or_create_identity(tmp_path).public_key)
+
+    async def scenario() -> None:
+        connected, _connected_events = trio.open_memory_channel[PeerID](1)
+        disconnected, disconnected_events = trio.open_memory_channel[PeerID](1)
+        notifee = _ConnectionNotifee(connected, disconnected)
+        await notifee.disconnected(NO_NETWORK, fake_connection(peer))
+        with caplog.at_level(logging.DEBUG, logger="node.p2p_host"):
+            await notifee.disconnected(NO_NETWORK, fake_connection(peer))
+        assert disconnected_events.receive_nowait() == peer
+        warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+        assert [r.getMessage() for r in warnings] == [
+            f"disconnection event dropped for {peer}: event queue full"
+        ]
+
+    run(scenario)
+
+
+def test_an_event_after_dispatch_stopped_is_dropped_quietly(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    peer = PeerID.from_pubkey(load_or_create_identity(tmp_path).public_key)
+
+    async def scenario() -> None:
+        connected, connected_events = trio.open_memory_channel[PeerID](1)
+        disconnected, disconnected_events = trio.open_memory_channel[PeerID](1)
+        notifee = _ConnectionNotifee(connected, disconnected)
+        await connected_events.aclose()
+        await disconnected_events.aclose()
+        with caplog.at_level(logging.DEBUG, logger="node.p2p_host"):
+            await notifee.connected(NO_NETWORK, fake_connection(peer))
+            await notifee.disconnected(NO_NETWORK, fake_connection(peer))
+        assert [r.levelno for r in caplog.records] == [logging.DEBUG, logging.DEBUG]
+
+    run(scenario)
+
+
+def test_stopping_connected_hosts_logs_no_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def scenario() -> None:
+        async with started_hosts(tmp_path, 2) as (a, b):
+            await a.connect(b.listen_addrs()[0])
+            with trio.fail_after(5):
+                while a.peer_id not in b.connected_peers():
+                    await trio.sleep(0.01)
+
+    with caplog.at_level(logging.DEBUG, logger="node.p2p_host"):
+        run(scenario)
+    ours = [r for r in caplog.records if r.name == "node.p2p_host"]
+    assert [r.getMessage() for r in ours if r.levelno >= logging.WARNING] == []
+    assert any("after the host stopped dispatching" in r.getMessage() for r in ours)
