@@ -34,23 +34,24 @@ from misbehaving_peer import (
     forge_chain,
     running_misbehaving_peer,
 )
-from test_node_integration import (
-    BLOCK_TIME,
+from node_harness import (
     follower_settings,
+    one_second_devnet,
     producer_settings,
     quiet,
     results,
     scrape,
+    wait_until,
 )
 
 from chainsync.chain_types import BlockMsg
 from chainsync.hello import HelloMessage
-from config.settings import NodeSettings, load_settings
+from config.settings import NodeSettings
 from fvm.bundle import Bundle
 from fvm.message import Message
 from node.cbor_rpc import PeerExchangeError
 from node.chain_exchange_service import MAX_RESPONSE_BYTES
-from node.devnet.layout import Devnet, init_devnet
+from node.devnet.layout import Devnet
 from node.filecoin_node import FilecoinNode
 from node.peer_manager import PENALTY_POINTS, PenaltyReason
 from node.pubsub import Verdict
@@ -75,13 +76,7 @@ PENALTY = {
 
 @pytest.fixture
 def devnet(tmp_path: Path, actors_dir: Path) -> Devnet:
-    return init_devnet(
-        tmp_path / "devnet",
-        accounts=2,
-        block_delay_secs=BLOCK_TIME,
-        seed=b"misbehaving",
-        actors_dir=actors_dir,
-    )
+    return one_second_devnet(tmp_path, actors_dir, seed=b"misbehaving")
 
 
 def syncing_node_settings(
@@ -93,11 +88,7 @@ def syncing_node_settings(
 
 
 async def wait_for(what: str, condition: Callable[[], bool]) -> None:
-    with trio.move_on_after(TIMEOUT):
-        while not condition():
-            await trio.sleep(0.05)
-        return
-    raise AssertionError(f"timed out waiting for {what}")
+    await wait_until(what, condition, timeout=TIMEOUT)
 
 
 async def meet_the_producer(node: FilecoinNode, producer: FilecoinNode) -> PeerID:
@@ -124,22 +115,24 @@ def metric(samples: dict[str, float], name: str, **labels: str) -> float:
     return samples.get(f"{name}{{{rendered}}}" if labels else name, 0.0)
 
 
-def client_exchange_errors(samples: dict[str, float]) -> dict[str, float]:
-    prefix = "fvmnode_chain_exchange_errors_total{direction=client,reason="
+def nonzero_by_last_label(samples: dict[str, float], prefix: str) -> dict[str, float]:
+    """The nonzero samples named ``prefix...}``, keyed by the rest of the name (the value of
+    the last label)."""
     return {
         name[len(prefix) : -1]: value
         for name, value in samples.items()
         if name.startswith(prefix) and value
     }
+
+
+def client_exchange_errors(samples: dict[str, float]) -> dict[str, float]:
+    return nonzero_by_last_label(
+        samples, "fvmnode_chain_exchange_errors_total{direction=client,reason="
+    )
 
 
 def penalty_counts(samples: dict[str, float]) -> dict[str, float]:
-    prefix = "fvmnode_peer_penalties_total{reason="
-    return {
-        name[len(prefix) : -1]: value
-        for name, value in samples.items()
-        if name.startswith(prefix) and value
-    }
+    return nonzero_by_last_label(samples, "fvmnode_peer_penalties_total{reason=")
 
 
 async def scenario(
@@ -259,12 +252,7 @@ def test_a_misbehaving_peer_is_penalised_and_sync_completes_from_the_honest_prod
 async def _a_peer_sending_garbage_is_counted_by_penalty_reason_on_every_path(
     devnet: Devnet, tmp_path: Path
 ) -> None:
-    settings = load_settings(
-        devnet.node_settings_path,
-        env={},
-        overrides={"data_dir": str(tmp_path / "node"), "bootstrap": (), "metrics": "127.0.0.1:0"},
-    )
-    async with FilecoinNode(settings, progress=quiet()) as node:
+    async with FilecoinNode(follower_settings(devnet, tmp_path / "node"), progress=quiet()) as node:
         genesis = node.genesis
         # A head no heavier than the node's: the syncer never asks for it.
         hello = HelloMessage(genesis.cids, 0, node.pipeline.weight(genesis), devnet.genesis_cid)

@@ -32,33 +32,33 @@ import random
 import re
 import signal
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-import lmdb
 import pytest
 import trio
-
-from chainsync.chain_store import ChainStore
-from chainsync.chain_types import TipSet, TipSetKey
-from config.settings import CHAIN_DIR
-from node import node_commands
-from node.devnet.demo import (
-    start_cli_process,
-    stop_processes,
-    wait_for_listen_address,
+from node_harness import (
+    BLOCK_TIME,
+    STOP_TIMEOUT,
+    CliProcess,
+    CliProcesses,
+    NodeProcess,
+    cli_processes,
+    one_second_devnet,
+    open_store,
+    stored_head,
+    tipsets_to_genesis,
 )
-from node.devnet.layout import Devnet, init_devnet
+
+from chainsync.chain_types import TipSet, TipSetKey
+from node import node_commands
+from node.devnet.layout import Devnet
 from node.filecoin_node import NodeError
 from store.chain_index import ExecutionResult
-from store.lmdb_blockstore import LmdbBlockstore
 
-BLOCK_TIME: Final = 1
 KILLS: Final = 10
 SEED: Final = int(os.environ.get("CRASH_TEST_SEED", "4242"))
 CATCHING_UP_SECONDS: Final = (0.0, 0.2)
@@ -66,9 +66,7 @@ FOLLOWING_SECONDS: Final = (0.2, 3.0)
 DOWN_SECONDS: Final = (0.0, 3.0)
 LOAD_MESSAGES: Final = 30
 LOAD_RATE: Final = 2.0
-START_TIMEOUT: Final = 60.0
 SETTLE_TIMEOUT: Final = 90.0
-STOP_TIMEOUT: Final = 30.0
 POLL_SECONDS: Final = 0.05
 # How often a starting victim's log is read: the kill moments count from its resume line.
 RESUME_POLL_SECONDS: Final = 0.005
@@ -80,35 +78,10 @@ RESUMED: Final = re.compile(r"genesis \S+, head (\d+)$", re.MULTILINE)
 SYNC_STATE: Final = re.compile(r"sync state: \w+ -> (\w+)")
 STOPPING: Final = "stopping on SIGTERM"
 LOAD_SUMMARY: Final = re.compile(r"submitted \d+, on chain (\d+)")
+DEMO_REPORT: Final = re.compile("syncing node: head")
 
 
 # -- stores -----------------------------------------------------------------------------------
-
-
-@contextmanager
-def open_store(data_dir: Path) -> Iterator[ChainStore | None]:
-    """The node's chain store opened read-only, or None when the node never created it."""
-    try:
-        blockstore = LmdbBlockstore(data_dir / CHAIN_DIR, readonly=True)
-    except lmdb.Error:
-        yield None
-        return
-    try:
-        try:
-            store = ChainStore(blockstore)
-        except lmdb.NotFoundError:
-            # Killed between creating the environment and creating the index tables.
-            yield None
-            return
-        yield store
-    finally:
-        blockstore.close()
-
-
-def stored_head(data_dir: Path) -> TipSetKey | None:
-    with open_store(data_dir) as store:
-        head = None if store is None else store.heaviest()
-        return None if head is None else head.key
 
 
 @dataclass(frozen=True)
@@ -130,8 +103,7 @@ def check_store(data_dir: Path, genesis: TipSetKey, context: str) -> StoredChain
         tipsets: dict[int, TipSetKey] = {}
         results: dict[int, ExecutionResult] = {}
         child: TipSet | None = None
-        tipset = head
-        while True:
+        for tipset in tipsets_to_genesis(store, head):
             where = f"{context}: tipset {tipset.key} at height {tipset.height}"
             meta = store.index.tipset_meta(tipset.key.to_bytes())
             assert meta is not None, f"{where} is not in the index"
@@ -140,16 +112,14 @@ def check_store(data_dir: Path, genesis: TipSetKey, context: str) -> StoredChain
                 store.get_block_messages(header)
             result = store.index.execution_result(tipset.key.to_bytes())
             if child is not None:
+                assert tipset.height < child.height, f"{where}: not below its child"
                 assert result is not None, f"{where} lies below the head but has no results"
                 assert result.state_root == child.parent_state, f"{where}: state root"
                 assert result.receipts_root == child.parent_message_receipts, f"{where}: receipts"
             if result is not None:
                 results[tipset.height] = result
             tipsets[tipset.height] = tipset.key
-            if tipset.height == 0:
-                break
-            child, tipset = tipset, store.get_tipset(tipset.parents)
-            assert tipset.height < child.height, f"{where}: parent not below it"
+            child = tipset
         assert tipset.key == genesis, f"{context}: the chain ends at {tipset.key}, not genesis"
         for height, key in tipsets.items():
             assert store.index.keys_at_height(height) == [key.to_bytes()], (
@@ -161,52 +131,23 @@ def check_store(data_dir: Path, genesis: TipSetKey, context: str) -> StoredChain
 # -- processes --------------------------------------------------------------------------------
 
 
-@dataclass
-class Node:
-    """A node process started through the CLI."""
+def wait_resumed(node: CliProcess, context: str) -> int:
+    """The head height the node logged on opening its store."""
+    resumed = node.wait_for_log(RESUMED, context, poll=RESUME_POLL_SECONDS)
+    return int(resumed.group(1))
 
-    name: str
-    process: subprocess.Popen[str]
-    log: Path
 
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")
+def sync_state(node: CliProcess) -> str:
+    states = SYNC_STATE.findall(node.text())
+    return states[-1] if states else "starting"
 
-    def tail(self) -> str:
-        return self.text()[-3000:]
 
-    def assert_running(self, context: str) -> None:
-        if self.process.poll() is not None:
-            raise AssertionError(
-                f"{context}: {self.name} exited {self.process.returncode}:\n{self.tail()}"
-            )
-
-    def resumed_height(self) -> int | None:
-        """The head height the node logged on opening its store, if it got that far."""
-        match = RESUMED.search(self.text())
-        return None if match is None else int(match.group(1))
-
-    def wait_resumed(self, context: str) -> int:
-        deadline = time.monotonic() + START_TIMEOUT
-        while (height := self.resumed_height()) is None:
-            self.assert_running(context)
-            assert time.monotonic() < deadline, f"{context}: {self.name} never opened its store"
-            time.sleep(RESUME_POLL_SECONDS)
-        return height
-
-    def sync_state(self) -> str:
-        states = SYNC_STATE.findall(self.text())
-        return states[-1] if states else "starting"
-
-    def terminate(self, context: str) -> None:
-        """SIGTERM: the node must exit 0 promptly after logging why."""
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            code = self.process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(f"{context}: {self.name} ignored SIGTERM") from None
-        assert code == 0, f"{context}: {self.name} exited {code} on SIGTERM:\n{self.tail()}"
-        assert_stopped_cleanly(self.text(), STOPPING, f"{context}: {self.name}")
+def terminate(node: CliProcess, context: str) -> None:
+    """SIGTERM: the node must exit 0 promptly after logging why."""
+    code = node.stop(signal.SIGTERM)
+    assert code is not None, f"{context}: {node.name} ignored SIGTERM"
+    assert code == 0, f"{context}: {node.name} exited {code} on SIGTERM:\n{node.tail()}"
+    assert_stopped_cleanly(node.text(), STOPPING, f"{context}: {node.name}")
 
 
 def assert_stopped_cleanly(log: str, line: str, context: str) -> None:
@@ -215,67 +156,27 @@ def assert_stopped_cleanly(log: str, line: str, context: str) -> None:
     assert "Traceback" not in log.split(line)[1], f"{context}: shutdown failed:\n{log[-3000:]}"
 
 
-class Nodes:
-    """Every process a test started, all stopped (then killed) when the test ends."""
-
-    def __init__(self, logs: Path) -> None:
-        self.logs = logs
-        self.started: list[Node] = []
-
-    def start(self, name: str, arguments: list[str]) -> Node:
-        log = self.logs / f"{name}.log"
-        node = Node(name, start_cli_process(arguments, log), log)
-        self.started.append(node)
-        return node
-
-    def producer(self, devnet: Devnet) -> tuple[Node, str]:
-        node = self.start("producer", ["devnet", "run", "--dir", str(devnet.root)])
-        return node, wait_for_listen_address(node.log, node.process, START_TIMEOUT)
-
-    def follower(self, name: str, devnet: Devnet, data_dir: Path, producer: str) -> Node:
-        config = str(devnet.node_settings_path)
-        arguments = ["run", "--config", config, "--data", str(data_dir), "--bootstrap", producer]
-        return self.start(name, arguments)
-
-    def stop_all(self) -> None:
-        stop_processes([node.process for node in self.started])
-
-
 @pytest.fixture
-def nodes(tmp_path: Path) -> Iterator[Nodes]:
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    started = Nodes(logs)
-    try:
+def nodes(tmp_path: Path) -> Iterator[CliProcesses]:
+    with cli_processes(tmp_path) as started:
         yield started
-    finally:
-        started.stop_all()
 
 
 @pytest.fixture
 def devnet(tmp_path: Path, actors_dir: Path) -> Devnet:
-    return init_devnet(
-        tmp_path / "devnet",
-        accounts=2,
-        block_delay_secs=BLOCK_TIME,
-        seed=b"crash-restart",
-        actors_dir=actors_dir,
-    )
+    return one_second_devnet(tmp_path, actors_dir, seed=b"crash-restart")
 
 
 def genesis_key(devnet: Devnet) -> TipSetKey:
     return TipSetKey((devnet.genesis_cid,))
 
 
-def wait_for_height(node: Node, data_dir: Path, height: int, context: str) -> TipSetKey:
+def wait_for_height(node: NodeProcess, height: int, context: str) -> None:
     deadline = time.monotonic() + SETTLE_TIMEOUT
     while True:
-        key = stored_head(data_dir)
-        if key is not None:
-            with open_store(data_dir) as store:
-                assert store is not None
-                if store.get_tipset(key).height >= height:
-                    return key
+        head = stored_head(node.data_dir)
+        if head is not None and head.height >= height:
+            return
         node.assert_running(context)
         assert time.monotonic() < deadline, f"{context}: {node.name} never reached {height}"
         time.sleep(POLL_SECONDS)
@@ -300,8 +201,8 @@ class Kill:
 
 def stop_producer_between_blocks(
     devnet: Devnet,
-    producer: Node,
-    followers: list[tuple[Node, Path]],
+    producer: NodeProcess,
+    followers: list[NodeProcess],
     min_height: int,
     context: str,
 ) -> None:
@@ -310,23 +211,21 @@ def stop_producer_between_blocks(
     the followers."""
     deadline = time.monotonic() + SETTLE_TIMEOUT
     while True:
-        heads = {stored_head(devnet.producer_dir), *(stored_head(d) for _, d in followers)}
-        if len(heads) == 1 and (head := heads.pop()) is not None:
-            with open_store(devnet.producer_dir) as store:
-                assert store is not None
-                height = store.get_tipset(head).height
-            due = devnet.genesis_timestamp + (height + 1) * BLOCK_TIME
-            if height > min_height and time.time() < due - STOP_MARGIN_SECONDS:
-                producer.terminate(context)
+        heads = [stored_head(node.data_dir) for node in [producer, *followers]]
+        keys = {None if head is None else head.key for head in heads}
+        if len(keys) == 1 and (head := heads[0]) is not None:
+            due = devnet.genesis_timestamp + (head.height + 1) * BLOCK_TIME
+            if head.height > min_height and time.time() < due - STOP_MARGIN_SECONDS:
+                terminate(producer, context)
                 return
-        for node in [producer, *(follower for follower, _ in followers)]:
+        for node in [producer, *followers]:
             node.assert_running(context)
         assert time.monotonic() < deadline, f"{context}: the nodes never agreed on a head"
         time.sleep(POLL_SECONDS / 5)
 
 
 def test_a_follower_killed_ten_times_resumes_from_its_stored_head_and_ends_like_one_never_killed(
-    devnet: Devnet, nodes: Nodes, tmp_path: Path
+    devnet: Devnet, nodes: CliProcesses, tmp_path: Path
 ) -> None:
     rng = random.Random(SEED)
     genesis = genesis_key(devnet)
@@ -348,45 +247,42 @@ def test_a_follower_killed_ten_times_resumes_from_its_stored_head_and_ends_like_
         context = f"seed {SEED}, kill {run + 1} of {KILLS} (earlier: {[str(k) for k in kills]})"
         victim = nodes.follower(f"victim-{run}", devnet, victim_dir, address)
         expected = 0 if before is None else before.head.height
-        resumed = victim.wait_resumed(context)
+        resumed = wait_resumed(victim, context)
         assert resumed == expected, f"{context}: resumed at {resumed}, stored head {expected}"
         alive = rng.uniform(*(CATCHING_UP_SECONDS if rng.random() < 0.5 else FOLLOWING_SECONDS))
         time.sleep(alive)
         victim.assert_running(context)
-        victim.process.send_signal(signal.SIGKILL)
-        victim.process.wait(timeout=STOP_TIMEOUT)
+        victim.stop(signal.SIGKILL)
         after = check_store(victim_dir, genesis, context)
         assert after is not None, f"{context}: the store lost its head"
         assert after.head.height >= expected, f"{context}: the head went back"
         if before is not None:
             assert after.tipsets[expected] == before.head.key, f"{context}: on another chain"
         down = rng.uniform(*DOWN_SECONDS)
-        kills.append(Kill(alive, down, victim.sync_state(), after.head.height))
+        kills.append(Kill(alive, down, sync_state(victim), after.head.height))
         before = after
         time.sleep(down)
 
     context = f"seed {SEED}, after {[str(k) for k in kills]}"
     victim = nodes.follower("victim-final", devnet, victim_dir, address)
     expected = 0 if before is None else before.head.height
-    assert victim.wait_resumed(context) == expected, context
+    assert wait_resumed(victim, context) == expected, context
     assert load.process.wait(timeout=SETTLE_TIMEOUT) == 0, f"{context}: load:\n{load.tail()}"
     summary = LOAD_SUMMARY.search(load.text())
     assert summary is not None, f"{context}: load:\n{load.tail()}"
     on_chain = int(summary.group(1))
     # Every message of the load is in a tipset at or below the producer's head now; a tipset's
     # execution results are stored once its child is, so the chain compared must go above it.
-    with open_store(devnet.producer_dir) as store:
-        head = None if store is None else store.heaviest()
-        assert head is not None, context
-        loaded_height = head.height
+    loaded = stored_head(devnet.producer_dir)
+    assert loaded is not None, context
 
-    followers = [(steady, steady_dir), (victim, victim_dir)]
-    stop_producer_between_blocks(devnet, producer, followers, loaded_height, context)
+    followers = [steady, victim]
+    stop_producer_between_blocks(devnet, producer, followers, loaded.height, context)
     final = check_store(devnet.producer_dir, genesis, context)
     assert final is not None
-    for node, data_dir in followers:
-        node.terminate(context)
-        chain = check_store(data_dir, genesis, f"{context}: {node.name}")
+    for node in followers:
+        terminate(node, context)
+        chain = check_store(node.data_dir, genesis, f"{context}: {node.name}")
         assert chain is not None
         assert chain.head.key == final.head.key, f"{context}: {node.name} ends elsewhere"
         assert chain.tipsets == final.tipsets, f"{context}: {node.name}"
@@ -404,17 +300,16 @@ def test_a_follower_killed_ten_times_resumes_from_its_stored_head_and_ends_like_
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "sigint"])
 def test_a_node_stopped_by_a_signal_exits_0_and_reopens_at_the_head_it_stored(
-    devnet: Devnet, nodes: Nodes, tmp_path: Path, stop_signal: signal.Signals
+    devnet: Devnet, nodes: CliProcesses, tmp_path: Path, stop_signal: signal.Signals
 ) -> None:
     context = f"stopped with {stop_signal.name}"
     genesis = genesis_key(devnet)
     producer, address = nodes.producer(devnet)
     data_dir = tmp_path / "follower"
     follower = nodes.follower("follower", devnet, data_dir, address)
-    wait_for_height(follower, data_dir, 3, context)
+    wait_for_height(follower, 3, context)
 
-    follower.process.send_signal(stop_signal)
-    code = follower.process.wait(timeout=STOP_TIMEOUT)
+    code = follower.stop(stop_signal)
     log = follower.text()
     assert code == 0, f"{context}: exit status {code}:\n{follower.tail()}"
     assert_stopped_cleanly(log, f"stopping on {stop_signal.name}", context)
@@ -422,10 +317,10 @@ def test_a_node_stopped_by_a_signal_exits_0_and_reopens_at_the_head_it_stored(
     assert stored is not None and stored.head.height >= 3
 
     restarted = nodes.follower("restarted", devnet, data_dir, address)
-    assert restarted.wait_resumed(context) == stored.head.height
-    wait_for_height(restarted, data_dir, stored.head.height + 1, context)
-    restarted.terminate(context)
-    producer.terminate(context)
+    assert wait_resumed(restarted, context) == stored.head.height
+    wait_for_height(restarted, stored.head.height + 1, context)
+    terminate(restarted, context)
+    terminate(producer, context)
 
 
 def free_port() -> int:
@@ -436,7 +331,7 @@ def free_port() -> int:
 
 
 def test_the_demo_on_sigterm_stops_its_three_processes_with_sigterm_and_exits_0(
-    nodes: Nodes, tmp_path: Path
+    nodes: CliProcesses, tmp_path: Path
 ) -> None:
     root = tmp_path / "demo"
     demo = nodes.start(
@@ -446,12 +341,8 @@ def test_the_demo_on_sigterm_stops_its_three_processes_with_sigterm_and_exits_0(
             *("--producer-metrics", str(free_port()), "--metrics", str(free_port())),
         ],
     )
-    deadline = time.monotonic() + START_TIMEOUT
-    while "syncing node: head" not in demo.text():
-        demo.assert_running("demo")
-        assert time.monotonic() < deadline, f"the demo never reported:\n{demo.tail()}"
-        time.sleep(POLL_SECONDS)
-    demo.terminate("demo")
+    demo.wait_for_log(DEMO_REPORT, "the demo")
+    terminate(demo, "demo")
     for child in ("producer", "follower", "load"):
         log = (root / "logs" / f"{child}.log").read_text()
         if child != "load" or "submitted" not in log:

@@ -8,80 +8,42 @@ is scraped over HTTP and parsed as Prometheus text exposition.
 
 from __future__ import annotations
 
-import urllib.request
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import trio
-from prometheus_client.parser import text_string_to_metric_families
+from node_harness import (
+    BLOCK_TIME,
+    follower_settings,
+    one_second_devnet,
+    producer_settings,
+    quiet,
+    results,
+    scrape,
+    wait_until,
+)
 
-from config.settings import NodeSettings, load_settings
 from fvm.token import FILECOIN_PRECISION
 from node.devnet.layout import Devnet, init_devnet
 from node.devnet.load_generator import LoadPlan, run_load
 from node.devnet.load_messages import MIN_GAS_PREMIUM, estimate_fee_cap, transfer
-from node.filecoin_node import FilecoinNode, ProgressLine
-from store.chain_index import ExecutionResult
+from node.filecoin_node import FilecoinNode
 from store.cid import CID
-
-BLOCK_TIME = 1
-TIMEOUT = 30.0
 
 
 @pytest.fixture
 def devnet(tmp_path: Path, actors_dir: Path) -> Devnet:
-    return init_devnet(
-        tmp_path / "devnet",
-        accounts=2,
-        block_delay_secs=BLOCK_TIME,
-        seed=b"it",
-        actors_dir=actors_dir,
-    )
-
-
-def producer_settings(devnet: Devnet) -> NodeSettings:
-    return load_settings(
-        None,
-        env={},
-        overrides={
-            "network": "devnet",
-            "data_dir": str(devnet.producer_dir),
-            "genesis": str(devnet.genesis_path),
-            "devnet.block_delay_secs": BLOCK_TIME,
-            "bootstrap": (),
-            "metrics": "127.0.0.1:0",
-        },
-    )
-
-
-def follower_settings(devnet: Devnet, data_dir: Path, bootstrap: str) -> NodeSettings:
-    return load_settings(
-        devnet.node_settings_path,
-        env={},
-        overrides={"data_dir": str(data_dir), "bootstrap": (bootstrap,), "metrics": "127.0.0.1:0"},
-    )
-
-
-def quiet() -> ProgressLine:
-    return ProgressLine(enabled=False)
+    return one_second_devnet(tmp_path, actors_dir, seed=b"it")
 
 
 async def wait_until_synced(follower: FilecoinNode, producer: FilecoinNode, height: int) -> None:
-    with trio.fail_after(TIMEOUT):
-        while not (follower.head().height >= height and follower.head().key == producer.head().key):
-            await trio.sleep(0.1)
-
-
-def results(node: FilecoinNode, up_to: int) -> Iterator[tuple[int, ExecutionResult | None]]:
-    store = node.chain_store
-    head = store.heaviest()
-    assert head is not None
-    for height in range(up_to + 1):
-        tipset = store.tipset_at_height(height, head)
-        yield tipset.height, store.index.execution_result(tipset.key.to_bytes())
+    await wait_until(
+        f"the follower on the producer's head at {height} or above",
+        lambda: follower.head().height >= height and follower.head().key == producer.head().key,
+        poll=0.1,
+    )
 
 
 def included_secpk(node: FilecoinNode) -> set[CID]:
@@ -93,17 +55,6 @@ def included_secpk(node: FilecoinNode) -> set[CID]:
         for header in store.tipset_at_height(height, head).blocks
         for signed in store.get_block_messages(header)[1]
     }
-
-
-def scrape(url: str) -> dict[str, float]:
-    with urllib.request.urlopen(url, timeout=5) as response:
-        text = response.read().decode()
-    samples: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
-            samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
-    return samples
 
 
 async def _follower_keeps_up_with_the_producer_and_computes_the_same_state(
@@ -126,14 +77,16 @@ async def _follower_keeps_up_with_the_producer_and_computes_the_same_state(
                 gas_premium=MIN_GAS_PREMIUM,
             )
             signed = sender.key.sign_message(message)
-            with trio.fail_after(TIMEOUT):
-                while not follower.pubsub.topic_peers(follower.messages_topic):
-                    await trio.sleep(0.1)
+            await wait_until(
+                "a peer on the messages topic",
+                lambda: bool(follower.pubsub.topic_peers(follower.messages_topic)),
+                poll=0.1,
+            )
             await follower.pubsub.publish(follower.messages_topic, signed.encode())
 
-            with trio.fail_after(TIMEOUT):
-                while signed.cid() not in included_secpk(producer):
-                    await trio.sleep(0.2)
+            await wait_until(
+                "the transfer on chain", lambda: signed.cid() in included_secpk(producer), poll=0.2
+            )
             target = max(5, producer.head().height + 1)
             await wait_until_synced(follower, producer, target)
 
@@ -173,9 +126,7 @@ async def _a_node_started_late_catches_up_through_chain_exchange(
     async with FilecoinNode(
         producer_settings(devnet), producer=devnet, progress=quiet()
     ) as producer:
-        with trio.fail_after(TIMEOUT):
-            while producer.head().height < 6:
-                await trio.sleep(0.1)
+        await wait_until("the producer at height 6", lambda: producer.head().height >= 6, poll=0.1)
         settings = follower_settings(devnet, tmp_path / "late", producer.listen_addrs()[0])
         async with FilecoinNode(settings, progress=quiet()) as late:
             assert late.head().height == 0
@@ -209,12 +160,14 @@ async def _a_node_of_another_devnet_is_dropped_after_hello(
     ) as producer:
         settings = follower_settings(other, tmp_path / "stranger", producer.listen_addrs()[0])
         async with FilecoinNode(settings, progress=quiet()) as stranger:
-            with trio.fail_after(TIMEOUT):
-                while producer.hello.hellos_received == 0 and stranger.hello.hellos_received == 0:
-                    await trio.sleep(0.1)
-            with trio.fail_after(TIMEOUT):
-                while stranger.host.connected_peers():
-                    await trio.sleep(0.1)
+            await wait_until(
+                "a hello",
+                lambda: producer.hello.hellos_received > 0 or stranger.hello.hellos_received > 0,
+                poll=0.1,
+            )
+            await wait_until(
+                "the disconnection", lambda: not stranger.host.connected_peers(), poll=0.1
+            )
             await trio.sleep(2 * BLOCK_TIME)
             assert stranger.head().height == 0
 
