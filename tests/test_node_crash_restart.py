@@ -74,7 +74,7 @@ RESUME_POLL_SECONDS: Final = 0.005
 # between blocks rather than between making a block and publishing it.
 STOP_MARGIN_SECONDS: Final = 0.3
 
-RESUMED: Final = re.compile(r"genesis \S+, head (\d+)$", re.MULTILINE)
+RESUMED: Final = re.compile(r"head tipset \{([^}]*)\}, genesis \S+, head (\d+)$", re.MULTILINE)
 SYNC_STATE: Final = re.compile(r"sync state: \w+ -> (\w+)")
 STOPPING: Final = "stopping on SIGTERM"
 LOAD_SUMMARY: Final = re.compile(r"submitted \d+, on chain (\d+)")
@@ -131,10 +131,22 @@ def check_store(data_dir: Path, genesis: TipSetKey, context: str) -> StoredChain
 # -- processes --------------------------------------------------------------------------------
 
 
-def wait_resumed(node: CliProcess, context: str) -> int:
-    """The head height the node logged on opening its store."""
+@dataclass(frozen=True)
+class Resumed:
+    """The head the node logged on opening its store: its height and its blocks' CIDs."""
+
+    height: int
+    cids: tuple[str, ...]
+
+    @classmethod
+    def of(cls, head: TipSet) -> Resumed:
+        return cls(head.height, tuple(str(cid) for cid in head.cids))
+
+
+def wait_resumed(node: CliProcess, context: str) -> Resumed:
+    """The head the node logged on opening its store."""
     resumed = node.wait_for_log(RESUMED, context, poll=RESUME_POLL_SECONDS)
-    return int(resumed.group(1))
+    return Resumed(int(resumed.group(2)), tuple(resumed.group(1).split(",")))
 
 
 def sync_state(node: CliProcess) -> str:
@@ -229,6 +241,7 @@ def test_a_follower_killed_ten_times_resumes_from_its_stored_head_and_ends_like_
 ) -> None:
     rng = random.Random(SEED)
     genesis = genesis_key(devnet)
+    genesis_head = Resumed(0, (str(devnet.genesis_cid),))
     producer, address = nodes.producer(devnet)
     load = nodes.start(
         "load",
@@ -246,8 +259,8 @@ def test_a_follower_killed_ten_times_resumes_from_its_stored_head_and_ends_like_
     for run in range(KILLS):
         context = f"seed {SEED}, kill {run + 1} of {KILLS} (earlier: {[str(k) for k in kills]})"
         victim = nodes.follower(f"victim-{run}", devnet, victim_dir, address)
-        expected = 0 if before is None else before.head.height
         resumed = wait_resumed(victim, context)
+        expected = genesis_head if before is None else Resumed.of(before.head)
         assert resumed == expected, f"{context}: resumed at {resumed}, stored head {expected}"
         alive = rng.uniform(*(CATCHING_UP_SECONDS if rng.random() < 0.5 else FOLLOWING_SECONDS))
         time.sleep(alive)
@@ -255,9 +268,9 @@ def test_a_follower_killed_ten_times_resumes_from_its_stored_head_and_ends_like_
         victim.stop(signal.SIGKILL)
         after = check_store(victim_dir, genesis, context)
         assert after is not None, f"{context}: the store lost its head"
-        assert after.head.height >= expected, f"{context}: the head went back"
+        assert after.head.height >= expected.height, f"{context}: the head went back"
         if before is not None:
-            assert after.tipsets[expected] == before.head.key, f"{context}: on another chain"
+            assert after.tipsets[expected.height] == before.head.key, f"{context}: another chain"
         down = rng.uniform(*DOWN_SECONDS)
         kills.append(Kill(alive, down, sync_state(victim), after.head.height))
         before = after
@@ -265,7 +278,7 @@ def test_a_follower_killed_ten_times_resumes_from_its_stored_head_and_ends_like_
 
     context = f"seed {SEED}, after {[str(k) for k in kills]}"
     victim = nodes.follower("victim-final", devnet, victim_dir, address)
-    expected = 0 if before is None else before.head.height
+    expected = genesis_head if before is None else Resumed.of(before.head)
     assert wait_resumed(victim, context) == expected, context
     assert load.process.wait(timeout=SETTLE_TIMEOUT) == 0, f"{context}: load:\n{load.tail()}"
     summary = LOAD_SUMMARY.search(load.text())
@@ -317,7 +330,7 @@ def test_a_node_stopped_by_a_signal_exits_0_and_reopens_at_the_head_it_stored(
     assert stored is not None and stored.head.height >= 3
 
     restarted = nodes.follower("restarted", devnet, data_dir, address)
-    assert wait_resumed(restarted, context) == stored.head.height
+    assert wait_resumed(restarted, context) == Resumed.of(stored.head)
     wait_for_height(restarted, stored.head.height + 1, context)
     terminate(restarted, context)
     terminate(producer, context)
