@@ -25,7 +25,6 @@ from __future__ import annotations
 import os
 import select
 import subprocess
-import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -47,11 +46,12 @@ from chainsync.tipset_execution import apply_full_blocks
 from chainsync.tipset_pipeline import TipsetPipeline, devnet_pipeline
 from config.bundles import actors_search_path, find_bundle_file
 from config.networks import DEVNET_GENESIS_FILE, devnet_preset
-from config.settings import CHAIN_DIR, ENV_PREFIX, RESERVED_ENV, load_settings
+from config.settings import CHAIN_DIR, is_setting_variable, load_settings
 from fvm.bundle import load_bundle
 from fvm.message import Message
 from fvm.token import FILECOIN_PRECISION
 from node.chain_exchange_service import ChainExchangeClient
+from node.devnet.demo import CLI, stop_processes
 from node.devnet.genesis import DevnetGenesisSpec, build_devnet_genesis, write_genesis_car
 from node.devnet.keys import Key, KeyType
 from node.devnet.producer import DevnetProducer, head_state_view
@@ -269,10 +269,9 @@ def _server_environment() -> dict[str, str]:
     """This environment without ``FVM_NODE_*`` settings: the server runs with its settings file
     alone, whatever the caller's shell has set."""
     return {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(ENV_PREFIX) or name in RESERVED_ENV
-    } | {"PYTHONUNBUFFERED": "1"}
+        **{name: value for name, value in os.environ.items() if not is_setting_variable(name)},
+        "PYTHONUNBUFFERED": "1",
+    }
 
 
 @contextmanager
@@ -280,9 +279,7 @@ def _serving_node(work: Path, server_dir: Path, actors_dir: Path | None) -> Iter
     """``fvm-node run`` over ``server_dir`` in its own process; yields its listen address."""
     log_path = work / "server.log"
     command = [
-        sys.executable,
-        "-c",
-        "from node.cli import main; main()",
+        *CLI,
         "run",
         "--config",
         str(_settings_file(work, server_dir, actors_dir)),
@@ -301,12 +298,7 @@ def _serving_node(work: Path, server_dir: Path, actors_dir: Path | None) -> Iter
             assert server.stdout is not None
             yield _read_listen_address(server, server.stdout, log_path)
         finally:
-            server.terminate()
-            try:
-                server.wait(SERVER_STOP_TIMEOUT_SECONDS)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+            stop_processes([server], SERVER_STOP_TIMEOUT_SECONDS)
 
 
 def _read_listen_address(server: subprocess.Popen[bytes], stdout: IO[bytes], log_path: Path) -> str:

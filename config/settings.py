@@ -340,14 +340,20 @@ def _file_layer(config_file: Path) -> dict[str, _Raw]:
     return layer
 
 
+def is_setting_variable(name: str) -> bool:
+    """Whether the environment variable ``name`` sets a node setting (``FVM_NODE_*``, not
+    reserved)."""
+    return (
+        name.startswith(ENV_PREFIX)
+        and name not in RESERVED_ENV
+        and not name.startswith(RESERVED_ENV_PREFIX)
+    )
+
+
 def _env_layer(env: Mapping[str, str], cwd: Path) -> dict[str, _Raw]:
     layer: dict[str, _Raw] = {}
     for name, value in env.items():
-        if (
-            not name.startswith(ENV_PREFIX)
-            or name in RESERVED_ENV
-            or name.startswith(RESERVED_ENV_PREFIX)
-        ):
+        if not is_setting_variable(name):
             continue
         key = name[len(ENV_PREFIX) :].lower().replace("__", ".")
         layer[key] = _Raw(value, f"environment {name}", True, cwd)

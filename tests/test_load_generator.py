@@ -49,15 +49,7 @@ from node.filecoin_node import FilecoinNode
 from store import dag_cbor
 from store.cid import CID
 
-VECTOR = (
-    "extracted/0002-hygge-01/fil_10_multisig/Approve/Ok/ext-0002-fil_10_multisig-Approve-Ok-1.json"
-)
 FIL = FILECOIN_PRECISION
-EVM_GET_BYTECODE_METHOD = 3
-# Signers the test holds keys for (the mainnet account's key is nobody's here).
-SECOND_SIGNER_KEY = bytes.fromhex("11" * 32)
-BLS_KEY = bytes.fromhex("22" * 31 + "01")
-
 
 MIX_ACCOUNTS = tuple(
     DevnetAccount(f"account-{n}", Key.generate(kind, b"mix/%d" % n), 1000 + n, FIL)

@@ -17,7 +17,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -56,7 +56,7 @@ def wait_for_listen_address(
 
 
 def stop_processes(
-    processes: Sequence[subprocess.Popen[str]], timeout: float = STOP_TIMEOUT_SECONDS
+    processes: Sequence[subprocess.Popen[Any]], timeout: float = STOP_TIMEOUT_SECONDS
 ) -> None:
     """SIGTERM every process still running, then SIGKILL those not gone within ``timeout``."""
     for process in processes:

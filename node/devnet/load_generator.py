@@ -275,11 +275,8 @@ class LoadGenerator:
         self._deploys: list[CID] = []
         self._contracts: list[Address] = []
         self._slots = 0
-        self._next_round_slot = 0
-        self._next_deploy_slot = 0
         self._rounds_started = 0
         self._deploys_sent = 0
-        self._fills = 0
         self._transfers = 0
         self._calls = 0
 
@@ -343,18 +340,15 @@ class LoadGenerator:
         self._slots += 1
         if await self._advance_a_round():
             return
-        if slot >= self._next_round_slot:
-            self._next_round_slot += MULTISIG_ROUND_EVERY_SLOTS
+        if slot >= self._rounds_started * MULTISIG_ROUND_EVERY_SLOTS:
             await self._start_round()
             return
-        if slot >= self._next_deploy_slot:
-            self._next_deploy_slot += DEPLOY_EVERY_SLOTS
+        if slot >= self._deploys_sent * DEPLOY_EVERY_SLOTS:
             await self._deploy()
             return
         self._collect_contracts()
-        fill = self._fills
-        self._fills += 1
-        if fill % 2 == 1 and self._contracts:
+        # The fills so far alternate between transfers and calls.
+        if (self._transfers + self._calls) % 2 == 1 and self._contracts:
             await self._call()
         else:
             await self._transfer()
