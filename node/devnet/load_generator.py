@@ -214,12 +214,17 @@ class ChainReceipts:
             tipset = self._store.get_tipset(tipset.parents)
 
     def _read_tipset(self, tipset: TipSet, receipts_root: CID) -> None:
+        # Receipts follow ApplyBlocks' order: blocks in turn, BLS then secp256k1 messages, a
+        # message already applied in the tipset (by unsigned CID) skipped.
         order: list[CID] = []
+        applied: set[CID] = set()
         for header in tipset.blocks:
             bls, secpk = self._store.get_block_messages(header)
-            for cid in [m.cid() for m in bls] + [s.cid() for s in secpk]:
-                if cid not in order:
-                    order.append(cid)
+            listed = [(m.cid(), m.cid()) for m in bls] + [(s.cid(), s.message.cid()) for s in secpk]
+            for chain_cid, unsigned_cid in listed:
+                if unsigned_cid not in applied:
+                    applied.add(unsigned_cid)
+                    order.append(chain_cid)
         if self._watched.isdisjoint(order):
             return
         receipts = load_receipts(self._store.blockstore, receipts_root)
