@@ -374,9 +374,6 @@ class FilecoinPeerScorer(PeerScorer):
         )
         return float(surplus * surplus) if surplus > 0 else 0.0
 
-    def ip_colocation_penalty(self, peer: PeerID) -> float:
-        return -self.ip_colocation_factor(peer) * self.score_params.ip_colocation_factor_weight
-
     def score(self, peer: PeerID, topics: list[str] | None = None) -> float:
         """The peer's whole score; like go-libp2p it covers every scored topic, so ``topics``
         (py-libp2p's argument) is not used."""

@@ -456,16 +456,13 @@ class MessagePool:
             if pending is None:
                 continue
             nonce = message.nonce
-            removed = pending.by_nonce.pop(nonce, None)
-            if removed is None:
+            if nonce in pending.by_nonce:
+                self._forget(pending, nonce)
                 if nonce >= pending.next_nonce:
                     pending.next_nonce = nonce + 1
-                    pending.advance_over_filled_gap()
-            else:
-                pending.required -= max_cost(removed.message)
-                del self._by_cid[removed.cid()]
-                if nonce >= pending.next_nonce:
-                    pending.next_nonce = nonce + 1
+            elif nonce >= pending.next_nonce:
+                pending.next_nonce = nonce + 1
+                pending.advance_over_filled_gap()
             self._drop_if_empty(message.from_, pending)
 
     def on_head_change(self, base_fee: TokenAmount | None = None) -> None:
@@ -479,13 +476,17 @@ class MessagePool:
             state = self._state_view(sender)
             state_nonce = state.nonce if state is not None else 0
             for nonce in [nonce for nonce in pending.by_nonce if nonce < state_nonce]:
-                removed = pending.by_nonce.pop(nonce)
-                pending.required -= max_cost(removed.message)
-                del self._by_cid[removed.cid()]
+                self._forget(pending, nonce)
             if pending.next_nonce < state_nonce:
                 pending.next_nonce = state_nonce
                 pending.advance_over_filled_gap()
             self._drop_if_empty(sender, pending)
+
+    def _forget(self, pending: _SenderMessages, nonce: int) -> None:
+        """Removes the sender's pending message with ``nonce`` from the pool's indexes."""
+        removed = pending.by_nonce.pop(nonce)
+        pending.required -= max_cost(removed.message)
+        del self._by_cid[removed.cid()]
 
     def _drop_if_empty(self, sender: Address, pending: _SenderMessages) -> None:
         if not pending.by_nonce:
@@ -516,20 +517,21 @@ class MessagePool:
             MINIMUM_BASE_FEE if fee is None else fee, PRUNE_BASE_FEE_LOWER_BOUND_FACTOR
         )
         kept = 0
-        doomed: dict[CID, SignedMessage] = {}
-        chains: list[_Chain] = []
-        for sender in sorted(self._senders, key=lambda address: address.to_bytes()):
+        # Keyed by sender and nonce, which identify a pending message without hashing it.
+        doomed: dict[tuple[Address, int], SignedMessage] = {}
+        others: list[Address] = []
+        for sender in self._senders_in_order():
             pending = self._senders[sender]
             if sender in self._local_senders:
                 kept += len(pending.by_nonce)
                 continue
-            doomed.update((signed.cid(), signed) for signed in pending.by_nonce.values())
-            chains.extend(self._sender_chains(sender, bound))
-        chains.sort(key=functools.cmp_to_key(_chain_order))
+            others.append(sender)
+            doomed.update(((sender, nonce), signed) for nonce, signed in pending.by_nonce.items())
+        chains = self._ranked_chains(others, bound)
         for signed in itertools.chain.from_iterable(chain.messages for chain in chains):
             if kept >= self.size_limit_low:
                 break
-            del doomed[signed.cid()]
+            del doomed[(signed.message.from_, signed.message.nonce)]
             kept += 1
         for signed in doomed.values():
             self._remove_pruned(signed.message)
@@ -541,9 +543,7 @@ class MessagePool:
     def _remove_pruned(self, message: Message) -> None:
         """Lotus ``msgSet.rm`` for a message that was not applied: the nonce may rewind."""
         pending = self._senders[message.from_]
-        removed = pending.by_nonce.pop(message.nonce)
-        pending.required -= max_cost(removed.message)
-        del self._by_cid[removed.cid()]
+        self._forget(pending, message.nonce)
         if message.nonce < pending.next_nonce:
             pending.next_nonce = message.nonce
         self._drop_if_empty(message.from_, pending)
@@ -561,10 +561,7 @@ class MessagePool:
         Each sender's messages appear in nonce order starting at its state nonce, without gaps;
         the total gas limit is at most ``gas_limit`` and the count at most ``message_limit``.
         """
-        chains: list[_Chain] = []
-        for sender in sorted(self._senders, key=lambda address: address.to_bytes()):
-            chains.extend(self._sender_chains(sender, base_fee))
-        chains.sort(key=functools.cmp_to_key(_chain_order))
+        chains = self._ranked_chains(self._senders_in_order(), base_fee)
         selection = _Selection(gas_limit=gas_limit, message_limit=message_limit)
         if not chains or chains[0].gas_perf < 0:
             return []
@@ -603,6 +600,15 @@ class MessagePool:
                 break
             last = stalled_at
         return selection.messages
+
+    def _senders_in_order(self) -> list[Address]:
+        return sorted(self._senders, key=lambda address: address.to_bytes())
+
+    def _ranked_chains(self, senders: Iterable[Address], base_fee: TokenAmount) -> list[_Chain]:
+        """The senders' chains (``createMessageChains``), best first."""
+        chains = [chain for sender in senders for chain in self._sender_chains(sender, base_fee)]
+        chains.sort(key=functools.cmp_to_key(_chain_order))
+        return chains
 
     def _sender_chains(self, sender: Address, base_fee: TokenAmount) -> list[_Chain]:
         """Lotus ``createMessageChains`` for one sender."""

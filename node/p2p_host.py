@@ -214,7 +214,7 @@ class P2PHost:
         host: IHost,
         config: HostConfig,
         nursery: trio.Nursery,
-        security: _PeerGatedSecurity | None = None,
+        security: _PeerGatedSecurity,
     ) -> None:
         self.libp2p_host = host
         self.config = config
@@ -265,13 +265,11 @@ class P2PHost:
 
         Connections already open are not touched; the node closes those when it bans.
         """
-        if self._security is None:
-            raise FvmNodeError("this host was not built with a peer-gated security transport")
         self._security.refuse = predicate
 
     @property
     def refused_connections(self) -> int:
-        return 0 if self._security is None else self._security.refused
+        return self._security.refused
 
     async def connect(self, address: str) -> PeerID:
         """Dials a ``/.../p2p/<peer id>`` multiaddr within the configured dial timeout."""
@@ -279,7 +277,7 @@ class P2PHost:
             peer_info = info_from_p2p_addr(multiaddr.Multiaddr(address))
         except Exception as error:
             raise DialError(f"not a dialable peer address {address!r}: {error!r}") from error
-        if self._security is not None and self._security.refuse(peer_info.peer_id):
+        if self._security.refuse(peer_info.peer_id):
             raise DialError(f"not dialling refused peer {peer_info.peer_id}")
         # An explicit dial clears the swarm's memory of earlier failures, as Lotus's
         # ``NetConnect`` clears the dial backoff (``node/impl/net/net.go``).

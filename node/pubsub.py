@@ -152,32 +152,30 @@ class ScoredGossipSub(GossipSub):
     ``self.scorer`` is a :class:`FilecoinPeerScorer`, so every score here is go-libp2p's.
     """
 
+    scorer: FilecoinPeerScorer
+
     def __init__(self, scorer: FilecoinPeerScorer, **options: Any) -> None:
         super().__init__(**options)
         self.scorer = scorer
-        self.peer_scorer = scorer
         self._heartbeats = 0
 
-    def _below_gossip_threshold(self, peer: PeerID) -> bool:
-        return self.peer_scorer.score(peer) < self.peer_scorer.thresholds.gossip
-
     async def handle_rpc(self, rpc: rpc_pb2.RPC, sender_peer_id: PeerID) -> None:
-        if self.peer_scorer.is_graylisted(sender_peer_id):
+        if self.scorer.is_graylisted(sender_peer_id):
             logger.debug("control message from graylisted peer %s dropped", sender_peer_id)
             return
         await super().handle_rpc(rpc, sender_peer_id)
 
     async def handle_ihave(self, ihave_msg: rpc_pb2.ControlIHave, sender_peer_id: PeerID) -> None:
-        if not self._below_gossip_threshold(sender_peer_id):
+        if self.scorer.allow_gossip(sender_peer_id, []):
             await super().handle_ihave(ihave_msg, sender_peer_id)
 
     async def handle_iwant(self, iwant_msg: rpc_pb2.ControlIWant, sender_peer_id: PeerID) -> None:
-        if not self._below_gossip_threshold(sender_peer_id):
+        if self.scorer.allow_gossip(sender_peer_id, []):
             await super().handle_iwant(iwant_msg, sender_peer_id)
 
     async def handle_graft(self, graft_msg: rpc_pb2.ControlGraft, sender_peer_id: PeerID) -> None:
         topic = graft_msg.topicID
-        if topic in self.mesh and self.peer_scorer.score(sender_peer_id) < 0:
+        if topic in self.mesh and self.scorer.score(sender_peer_id) < 0:
             self._add_back_off(sender_peer_id, topic, False)
             await self.emit_prune(topic, sender_peer_id, False, False)
             return
@@ -202,21 +200,21 @@ class ScoredGossipSub(GossipSub):
                     if peer in self.peer_protocol
                 )
             recipients.discard(msg_forwarder)
-        return [peer for peer in recipients if self.peer_scorer.allow_publish_to(peer)]
+        return [peer for peer in recipients if self.scorer.allow_publish_to(peer)]
 
     def _notify_mesh_peer_added(self, peer_id: PeerID, topic: str) -> None:
-        self.peer_scorer.on_join_mesh(peer_id, topic)
+        self.scorer.on_join_mesh(peer_id, topic)
         super()._notify_mesh_peer_added(peer_id, topic)
 
     def mesh_heartbeat(self) -> tuple[Any, Any]:
         """go's heartbeat order: prune negative-score mesh peers (with back-off), then fill."""
         self._heartbeats += 1
-        score = self.peer_scorer.score
+        score = self.scorer.score
         dropped: list[tuple[PeerID, str]] = []
         for topic, peers in self.mesh.items():
             for peer in [peer for peer in peers if score(peer) < 0]:
                 peers.discard(peer)
-                self.peer_scorer.on_leave_mesh(peer, topic)
+                self.scorer.on_leave_mesh(peer, topic)
                 self._add_back_off(peer, topic, False)
                 dropped.append((peer, topic))
         grafts, prunes = super().mesh_heartbeat()
@@ -224,7 +222,7 @@ class ScoredGossipSub(GossipSub):
             if score(peer) < 0:
                 for topic in topics:
                     self.mesh[topic].discard(peer)
-                    self.peer_scorer.on_leave_mesh(peer, topic)
+                    self.scorer.on_leave_mesh(peer, topic)
                 del grafts[peer]
         for peer, topic in dropped:
             prunes[peer].append(topic)
@@ -238,9 +236,9 @@ class ScoredGossipSub(GossipSub):
         mesh = self.mesh[topic]
         if len(mesh) <= 1:
             return 0
-        score = self.peer_scorer.score
+        score = self.scorer.score
         median = sorted(score(peer) for peer in mesh)[len(mesh) // 2]
-        if median >= self.peer_scorer.thresholds.opportunistic_graft:
+        if median >= self.scorer.thresholds.opportunistic_graft:
             return 0
         candidates = [
             peer
@@ -332,10 +330,6 @@ class FilecoinPubsub:
         if verdict is not Verdict.ACCEPT:
             raise PublishRejected(f"own {topic} validator answered {verdict.value}")
         self.published[topic] += 1
-
-    def peer_score(self, peer_id: PeerID) -> float:
-        """The peer's gossipsub score (go-libp2p's formula with Lotus's parameters)."""
-        return self.scorer.score(peer_id)
 
     def topic_peers(self, topic: str) -> set[PeerID]:
         return set(self._pubsub.peer_topics.get(topic, set()))

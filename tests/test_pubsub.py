@@ -12,6 +12,7 @@ import pytest
 import trio
 from libp2p.peer.id import ID as PeerID
 from libp2p.pubsub.pb import rpc_pb2
+from node_harness import wait_until
 
 from node.p2p_host import HostConfig, P2PHost, running_host
 from node.pubsub import (
@@ -169,12 +170,6 @@ def test_local_publish_runs_the_validator_and_rejected_data_stays_local(tmp_path
     run(scenario)
 
 
-async def wait_until(condition: object, seconds: float = SETTLE_SECONDS) -> None:
-    with trio.fail_after(seconds):
-        while not condition():  # type: ignore[operator]
-            await trio.sleep(0.05)
-
-
 def test_a_peer_publishing_invalid_blocks_is_scored_down_pruned_and_graylisted(
     tmp_path: Path,
 ) -> None:
@@ -192,17 +187,27 @@ def test_a_peer_publishing_invalid_blocks_is_scored_down_pruned_and_graylisted(
 
             for index in range(3):
                 await pubsub_a.publish(TOPIC, b"dull block %d" % index)
-            await wait_until(lambda: len(judged_at_b) == 3)
-            assert pubsub_b.peer_score(host_a.peer_id) >= 0
+            await wait_until(
+                "three judged blocks", lambda: len(judged_at_b) == 3, timeout=SETTLE_SECONDS
+            )
+            assert pubsub_b.scorer.score(host_a.peer_id) >= 0
             assert host_a.peer_id in pubsub_b.mesh_peers(TOPIC)
 
             for index in range(6):
                 await pubsub_a.publish(TOPIC, b"bad block %d" % index)
-            await wait_until(lambda: pubsub_b.verdicts[(TOPIC, Verdict.REJECT)] == 6)
+            await wait_until(
+                "six rejections",
+                lambda: pubsub_b.verdicts[(TOPIC, Verdict.REJECT)] == 6,
+                timeout=SETTLE_SECONDS,
+            )
             # six invalid blocks: 0.1 * -1000 * 6^2, plus at most 0.1 * 0.00027 for mesh time
-            assert pubsub_b.peer_score(host_a.peer_id) == pytest.approx(-3600, abs=0.01)
+            assert pubsub_b.scorer.score(host_a.peer_id) == pytest.approx(-3600, abs=0.01)
             assert pubsub_b.scorer.is_graylisted(host_a.peer_id)
-            await wait_until(lambda: host_a.peer_id not in pubsub_b.mesh_peers(TOPIC))
+            await wait_until(
+                "A pruned from B's mesh",
+                lambda: host_a.peer_id not in pubsub_b.mesh_peers(TOPIC),
+                timeout=SETTLE_SECONDS,
+            )
 
             # A still floods its own messages to B (B's score at A is fine), but B drops them
             # unvalidated now.
