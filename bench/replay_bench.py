@@ -76,8 +76,7 @@ def compare(store: Path) -> list[Timing]:
     for timing in timings[1:]:
         if timing.summary.results != reference:
             raise ReplayBenchError(
-                f"replay with {timing.workers} worker(s) differs from one with "
-                f"{timings[0].workers}"
+                f"replay with {timing.workers} worker(s) differs from one with {timings[0].workers}"
             )
     return timings
 

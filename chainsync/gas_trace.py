@@ -36,14 +36,13 @@ from typing import Any
 from chainsync.tipset_execution import TipsetResult
 from fvm.actor_state import ActorState
 from fvm.execution_trace import (
-    CallErrorEvent,
     CallEvent,
     CallReturnEvent,
     ExecutionEvent,
     InvokeActorEvent,
     charged_gas,
 )
-from fvm.executor import SEND_ERROR_EXIT_CODES, ApplyRet
+from fvm.executor import ApplyRet, send_error_exit_code
 from fvm.gas.charge import GasCharge, round_up
 from fvm.invocation import Block
 from fvm.receipt import ExitCode
@@ -161,7 +160,7 @@ def build_call_tree(trace: Iterable[ExecutionEvent]) -> CallTree:
             current.return_value = event.value
             open_calls.pop()
         else:
-            current.exit_code = _error_exit_code(event)
+            current.exit_code = send_error_exit_code(event.number)
             open_calls.pop()
         if not open_calls:
             break
@@ -170,10 +169,6 @@ def build_call_tree(trace: Iterable[ExecutionEvent]) -> CallTree:
     return CallTree(
         root, tuple(GasTrace.of(event) for event in events if isinstance(event, GasCharge))
     )
-
-
-def _error_exit_code(event: CallErrorEvent) -> int:
-    return SEND_ERROR_EXIT_CODES.get(event.number, ExitCode.SYS_ASSERTION_FAILED)
 
 
 def _bytes_json(block: Block | None) -> str | None:

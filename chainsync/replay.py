@@ -516,11 +516,9 @@ def _summary_text(
 
 
 def _write_gas_traces(
-    directory: Path, computed: TipsetResult, retrace: Callable[[], TipsetResult] | None
+    directory: Path, computed: TipsetResult, retrace: Callable[[], TipsetResult]
 ) -> dict[str, Any]:
     """Write ``gas-traces.json`` from a traced re-execution; the report's fields about it."""
-    if retrace is None:
-        return {"gas_traces": None, "gas_traces_error": "no traced re-execution was asked for"}
     try:
         traced = retrace()
     except FvmNodeError as exc:
@@ -543,7 +541,7 @@ def write_mismatch_report(
     *,
     actors_version: int,
     bundle: Bundle,
-    retrace: Callable[[], TipsetResult] | None = None,
+    retrace: Callable[[], TipsetResult],
 ) -> Path:
     """Write ``report_dir/epoch-<E>/report.json`` and ``summary.txt``; return the directory.
 
@@ -785,7 +783,6 @@ class _ParallelRun:
                 else:
                     finished, _ = wait(running, return_when=FIRST_COMPLETED)
                     collect(finished)
-            collect(())
         except BrokenProcessPool as exc:
             raise ReplayError(f"a replay worker process died: {exc}") from None
 

@@ -500,7 +500,6 @@ class CallManager:
         self.events.begin_transaction()
         self._access.begin_transaction()
         self.call_stack_depth += 1
-        returned = False  # the return is traced already (before v2's top-level return charge)
         try:
             try:
                 result = self._send_unchecked(caller, to, method, params, value, read_only)
@@ -508,8 +507,9 @@ class CallManager:
                     charge = self._pricing.top_level_return(result)
                     if charge is not None:
                         if tracing:
+                            # v2 traces the return before its charge; nothing more to trace.
                             self._trace(CallReturnEvent(result.exit_code, result.value))
-                            returned = True
+                            tracing = False
                         self.charge_gas(charge)
             finally:
                 self.call_stack_depth -= 1
@@ -520,11 +520,11 @@ class CallManager:
                 if tracing:
                     self._trace(CallReturnEvent(ExitCode.SYS_OUT_OF_GAS))
                 return InvocationResult(ExitCode.SYS_OUT_OF_GAS)
-            if tracing and not returned:
+            if tracing:
                 self._trace(self._failure_event(exc))
             raise
         self._end_transactions(revert=not result.succeeded, pop_limit=gas_limit is not None)
-        if tracing and not returned:
+        if tracing:
             self._trace(CallReturnEvent(result.exit_code, result.value))
         return result
 

@@ -36,7 +36,7 @@ from typing import Final, TypeAlias
 
 from fvm.actor_state import ActorState
 from fvm.address import Protocol as AddressProtocol
-from fvm.call_manager import CallManager, EncodableEvent
+from fvm.call_manager import CallManager, EncodableEvent, FinishedCallStack
 from fvm.execution_trace import ExecutionTrace
 from fvm.gas.charge import GasCharge, round_up
 from fvm.gas.gas_outputs import GasOutputs
@@ -66,6 +66,12 @@ SEND_ERROR_EXIT_CODES: Final = {
     ErrorNumber.NOT_FOUND: ExitCode.SYS_INVALID_RECEIVER,
 }
 NO_INCLUSION_COST: Final = GasCharge("none", 0, 0)
+
+
+def send_error_exit_code(number: ErrorNumber) -> int:
+    """The exit code a send failing with syscall error ``number`` leaves in the receipt."""
+    return SEND_ERROR_EXIT_CODES.get(number, ExitCode.SYS_ASSERTION_FAILED)
+
 
 # Errors raised inside the call that the reference classifies as fatal: the VM's own failures
 # and state that cannot be read.
@@ -196,7 +202,7 @@ class Executor:
         elif isinstance(outcome, OutOfGas):
             exit_code = ExitCode.SYS_OUT_OF_GAS
         elif isinstance(outcome, SyscallError):
-            exit_code = SEND_ERROR_EXIT_CODES.get(outcome.number, ExitCode.SYS_ASSERTION_FAILED)
+            exit_code = send_error_exit_code(outcome.number)
             backtrace.begin(SyscallCause.from_error("send", "send", outcome))
         else:
             exit_code = ExitCode.SYS_ASSERTION_FAILED
@@ -224,9 +230,7 @@ class Executor:
                 events=finished.events,
                 exec_trace=finished.exec_trace,
             )
-        return self._finish_message(
-            preflight, message, receipt, failure, finished.events, finished.exec_trace
-        )
+        return self._finish_message(preflight, message, receipt, failure, finished)
 
     # -- preflight ------------------------------------------------------------------------
 
@@ -320,8 +324,7 @@ class Executor:
         message: Message,
         receipt: Receipt,
         failure: ApplyFailure | None,
-        events: tuple[EncodableEvent, ...],
-        exec_trace: ExecutionTrace,
+        finished: FinishedCallStack,
     ) -> ApplyRet:
         outputs = GasOutputs.compute(
             receipt.gas_used,
@@ -352,8 +355,8 @@ class Executor:
             gas_refund=outputs.gas_refund,
             gas_burned=outputs.gas_burned,
             failure_info=failure,
-            events=events,
-            exec_trace=exec_trace,
+            events=finished.events,
+            exec_trace=finished.exec_trace,
         )
 
     def _deposit(self, actor_id: int, amount: TokenAmount) -> None:

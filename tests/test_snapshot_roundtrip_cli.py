@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from devnet_chain import DevnetKeys, produce_transfer_chain
+from node_harness import tipsets_to_genesis
 
 from chainsync.chain_store import ChainStore
 from chainsync.chain_types import TipSet
@@ -88,10 +89,7 @@ def both_stores(first: Path, second: Path) -> Iterator[tuple[ChainStore, ChainSt
 def head_chain(store: ChainStore) -> list[TipSet]:
     head = store.heaviest()
     assert head is not None
-    tipsets = [head]
-    while tipsets[-1].height > 0:
-        tipsets.append(store.get_tipset(tipsets[-1].parents))
-    return tipsets[::-1]
+    return [*tipsets_to_genesis(store, head)][::-1]
 
 
 def reachable(store: Blockstore, roots: Iterable[CID]) -> dict[CID, bytes]:
