@@ -271,7 +271,6 @@ class MisbehavingPeer:
         *,
         chain: ForgedChain | None = None,
         head: TipSet | None = None,
-        response_cap: int = MAX_RESPONSE_BYTES,
     ) -> None:
         if misbehaviour.forges_chain and chain is None:
             raise ValueError(f"{misbehaviour} needs a forged chain")
@@ -282,7 +281,6 @@ class MisbehavingPeer:
         self.hello_message = hello
         self._chain = chain
         self._head = head
-        self._response_cap = response_cap
         self.requests: list[tuple[PeerID, Request]] = []
         self.bytes_written = 0
         self._released = trio.Event()
@@ -332,16 +330,16 @@ class MisbehavingPeer:
             max_response_bytes=MAX_RESPONSE_BYTES,
         )
 
-    async def _take(self, peer: PeerID, data: bytes) -> None:
+    async def _take(self, peer: PeerID, data: bytes) -> Request:
         request = Request.decode(data, f"chain exchange request from {peer}")
         self.requests.append((peer, request))
         self._request_arrived.set()
         await self._released.wait()
+        return request
 
     async def _answer(self, peer: PeerID, data: bytes) -> bytes:
-        await self._take(peer, data)
+        asked = await self._take(peer, data)
         if self._chain is not None:
-            asked = Request.decode(data)
             answer = serve_request(asked, ChainStoreReader(self._chain.store)).encode()
         else:
             assert self._head is not None
@@ -357,7 +355,7 @@ class MisbehavingPeer:
             written = await self._write(stream, long_response_prefix(OVERSIZED_CLAIMED_TIPSETS))
             body = repeated_tipset(self._head)
             if self.misbehaviour is Misbehaviour.OVERSIZED_RESPONSE:
-                while written <= self._response_cap + OVERSIZED_EXTRA_BYTES:
+                while written <= MAX_RESPONSE_BYTES + OVERSIZED_EXTRA_BYTES:
                     written += await self._write(stream, body)
                 await stream.close()
                 return

@@ -47,6 +47,8 @@ START_TIMEOUT: Final = 120.0
 """How long a process may take to log a line (startup includes loading the actors bundle)."""
 STOP_TIMEOUT: Final = 30.0
 """How long a signalled process may take to exit before it is killed."""
+SETTLE_TIMEOUT: Final = 90.0
+"""How long node processes may take to reach a height or agree on a head."""
 POLL_SECONDS: Final = 0.05
 LOG_TAIL_CHARS: Final = 3000
 """How much of a process's log an assertion message quotes."""
@@ -281,6 +283,13 @@ def stored_head(data_dir: Path) -> TipSet | None:
     """The head a node's store holds now, or None when it holds none yet."""
     with open_store(data_dir) as store:
         return None if store is None else store.heaviest()
+
+
+def agreed_head(nodes: list[NodeProcess]) -> TipSet | None:
+    """The head every node's store holds now, or None while they differ or hold none."""
+    heads = [stored_head(node.data_dir) for node in nodes]
+    keys = {None if head is None else head.key for head in heads}
+    return heads[0] if len(keys) == 1 else None
 
 
 def tipsets_to_genesis(store: ChainStore, head: TipSet) -> Iterator[TipSet]:

@@ -24,16 +24,13 @@ from fvm.receipt import ExitCode
 from fvm.signature import SignatureType
 from fvm.state_tree import StateTree
 from fvm.token import FILECOIN_PRECISION
-from node.devnet.genesis import (
-    DevnetGenesis,
-)
+from node.devnet.genesis import DevnetGenesis
 from node.devnet.producer import DevnetProducer, ProducerError, head_state_view
 from node.message_pool import MessagePool
 from store.chain_index import ExecutionResult
 
 KEYS = DevnetKeys.labelled("producer")
 ALICE, BOB, OWNER, WORKER = KEYS.alice, KEYS.bob, KEYS.owner, KEYS.worker
-NETWORK = KEYS.network
 
 
 @pytest.fixture(scope="module")

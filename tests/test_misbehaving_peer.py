@@ -19,7 +19,6 @@ metrics endpoint (scraped over HTTP) counts the offence under the penalty's reas
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from misbehaving_peer import (
     running_misbehaving_peer,
 )
 from node_harness import (
+    WAIT_TIMEOUT,
     follower_settings,
     one_second_devnet,
     producer_settings,
@@ -56,7 +56,6 @@ from node.filecoin_node import FilecoinNode
 from node.peer_manager import PENALTY_POINTS, PenaltyReason
 from node.pubsub import Verdict
 
-TIMEOUT = 40.0
 REQUEST_TIMEOUT_SECONDS = {
     # Long enough for the held answer (the node meets the producer meanwhile).
     Misbehaviour.MALFORMED_CBOR: 20.0,
@@ -87,10 +86,6 @@ def syncing_node_settings(
     return replace(settings, sync=replace(settings.sync, request_timeout_secs=timeout))
 
 
-async def wait_for(what: str, condition: Callable[[], bool]) -> None:
-    await wait_until(what, condition, timeout=TIMEOUT)
-
-
 async def meet_the_producer(node: FilecoinNode, producer: FilecoinNode) -> PeerID:
     """Connect the node to the producer and wait until the producer's hello is recorded."""
     producer_id = await node.host.connect(producer.listen_addrs()[0])
@@ -99,20 +94,21 @@ async def meet_the_producer(node: FilecoinNode, producer: FilecoinNode) -> PeerI
         record = node.peers.peer(producer_id)
         return record is not None and record.head_height is not None
 
-    await wait_for("the producer's hello", hello_recorded)
+    await wait_until("the producer's hello", hello_recorded)
     return producer_id
 
 
 async def wait_until_on_producer_head(node: FilecoinNode, producer: FilecoinNode) -> None:
-    await wait_for(
+    await wait_until(
         "the producer's head",
         lambda: node.head().height >= 3 and node.head().key == producer.head().key,
     )
 
 
 def metric(samples: dict[str, float], name: str, **labels: str) -> float:
+    """The sample of ``name`` with ``labels``, which the exposition must hold."""
     rendered = ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
-    return samples.get(f"{name}{{{rendered}}}" if labels else name, 0.0)
+    return samples[f"{name}{{{rendered}}}" if labels else name]
 
 
 def nonzero_by_last_label(samples: dict[str, float], prefix: str) -> dict[str, float]:
@@ -147,7 +143,7 @@ async def scenario(
         # Above the forged block too, so the node never offers the bad peer (whose hello head
         # is that block) a request for the producer's chain.
         floor = 2 if chain is None else max(2, chain.tipset.height + 1)
-        await wait_for("the producer's blocks", lambda: producer.head().height >= floor)
+        await wait_until("the producer's blocks", lambda: producer.head().height >= floor)
         head = producer.head()
         if chain is not None:
             hello = chain.hello()
@@ -178,9 +174,11 @@ async def check_node(
     if chain is not None:
         # The forged chain is fetched and refused, and its server banned at once and dropped
         # (its good answers before do not help it); only then does the node meet the producer.
-        await wait_for("the penalty", lambda: node.peers.penalties[reason] > 0)
+        await wait_until("the penalty", lambda: node.peers.penalties[reason] > 0)
         assert node.peers.is_banned(bad.peer_id)
-        await wait_for("the disconnection", lambda: bad.peer_id not in node.host.connected_peers())
+        await wait_until(
+            "the disconnection", lambda: bad.peer_id not in node.host.connected_peers()
+        )
         assert node.head() == node.genesis
         await meet_the_producer(node, producer)
     else:
@@ -261,7 +259,7 @@ async def _a_peer_sending_garbage_is_counted_by_penalty_reason_on_every_path(
             tmp_path / "bad", misbehaviour, hello, head=genesis
         ) as bad:
             await node.host.connect(bad.address)
-            await wait_for("the connection", lambda: node.peers.peer(bad.peer_id) is not None)
+            await wait_until("the connection", lambda: node.peers.peer(bad.peer_id) is not None)
             # A gossiped block whose message the node lacks: asked of its forwarder, which
             # answers garbage.
             sender = devnet.accounts[0].address
@@ -272,9 +270,9 @@ async def _a_peer_sending_garbage_is_counted_by_penalty_reason_on_every_path(
             assert [request.head for _, request in bad.requests] == [(header.cid(),)]
             # Then a request the node's server cannot decode.
             with pytest.raises(PeerExchangeError):
-                await bad.send_request(node.host.peer_id, MALFORMED_REQUEST, timeout=TIMEOUT)
+                await bad.send_request(node.host.peer_id, MALFORMED_REQUEST, timeout=WAIT_TIMEOUT)
             # Two malformed answers cost 2 x 50 points: banned and disconnected.
-            await wait_for(
+            await wait_until(
                 "the disconnection", lambda: bad.peer_id not in node.host.connected_peers()
             )
             assert node.peers.is_banned(bad.peer_id)

@@ -31,13 +31,14 @@ import trio
 from node_harness import (
     LOOPBACK_ANY_PORT,
     POLL_SECONDS,
+    SETTLE_TIMEOUT,
     CliProcesses,
     NodeProcess,
+    agreed_head,
     cli_processes,
     one_second_devnet,
     open_store,
     scrape,
-    stored_head,
     tipsets_to_genesis,
 )
 
@@ -86,8 +87,6 @@ LEAST_PER_KIND: Final = {
 }
 MIN_HEIGHT: Final = 50
 MAX_LAG: Final = 2
-# Generous: two cores shared with other test runs.
-SETTLE_TIMEOUT: Final = 90.0
 SCRAPE_POLL_SECONDS: Final = 0.2
 METRICS_AT: Final = re.compile(r"metrics on (http://127\.0\.0\.1:\d+/metrics)")
 APPLIED: Final = "fvmnode_messages_applied_total{kind=explicit}"
@@ -124,17 +123,12 @@ def common_head(nodes: list[NodeProcess]) -> TipSetKey:
     """A head the three stores hold at the same moment (the producer moves every second, the
     followers within a moment of it)."""
     deadline = time.monotonic() + SETTLE_TIMEOUT
-    while time.monotonic() < deadline:
-        heads = [stored_head(node.data_dir) for node in nodes]
-        keys = {None if head is None else head.key for head in heads}
-        if len(keys) == 1:
-            (key,) = keys
-            if key is not None:
-                return key
+    while (head := agreed_head(nodes)) is None:
         for node in nodes:
             node.assert_running("waiting for a common head")
+        assert time.monotonic() < deadline, "the nodes never agreed on a head"
         time.sleep(POLL_SECONDS)
-    raise AssertionError(f"the nodes never agreed on a head; last seen {keys}")
+    return head.key
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from devnet_chain import DevnetKeys, DevnetNodes
+from devnet_chain import DevnetKeys, DevnetNodes, signed_transfer
 
 from chainsync.block_validation import BlockValidationError, Reason
 from chainsync.chain_externs import ChainExterns
@@ -27,17 +27,12 @@ from chainsync.tipset_pipeline import (
 )
 from fvm.bundle import Bundle
 from fvm.crypto.hashes import blake2b_256
-from fvm.message import Message
-from fvm.token import FILECOIN_PRECISION
-from node.devnet.genesis import (
-    DevnetGenesis,
-)
+from node.devnet.genesis import DevnetGenesis
 from node.devnet.keys import Key
 from store.cid import CID
 
 KEYS = DevnetKeys.labelled("pipeline")
 ALICE, BOB, OWNER, WORKER = KEYS.alice, KEYS.bob, KEYS.owner, KEYS.worker
-NETWORK = KEYS.network
 
 
 @pytest.fixture(scope="module")
@@ -57,16 +52,7 @@ def chain(nodes: DevnetNodes, tmp_path_factory: pytest.TempPathFactory) -> list[
     """Blocks at epochs 1, 2, 4 (3 is a null round), 5; a secp256k1 transfer in block 1."""
     pipeline = nodes.open(tmp_path_factory.mktemp("producer") / "chain")
     producer = nodes.producer(pipeline)
-    message = Message(
-        to=BOB.address,
-        from_=ALICE.address,
-        sequence=0,
-        value=FILECOIN_PRECISION,
-        gas_limit=30_000_000,
-        gas_fee_cap=10**9,
-        gas_premium=10**5,
-    )
-    producer.message_pool.add(ALICE.sign_message(message), local=True)
+    producer.message_pool.add(signed_transfer(ALICE, BOB.address, 0), local=True)
     return [producer.produce(epoch) for epoch in (1, 2, 4, 5)]
 
 
