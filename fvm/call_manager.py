@@ -444,9 +444,7 @@ class CallManager:
         self.backtrace = Backtrace()
         self.events = EventsAccumulator()
         self._tracing = machine.context.tracing
-        # ref-fvm v3 (the networks priced by PriceListV3) records invoked actors, call gas
-        # limits, and running out of gas as an exit code; v2 as a syscall error.
-        self._traces_v3 = isinstance(self.price_list, PriceListV3)
+        self._traces_invocations = machine.generation.traces_invocations
         self._trace_events: list[ExecutionEvent] = []
         # The origin was looked up and updated by the executor; the receiver was pre-resolved.
         self._access.after_update(origin)
@@ -545,7 +543,7 @@ class CallManager:
         gas_limit: Milligas | None,
         read_only: bool,
     ) -> None:
-        if not self._traces_v3:
+        if not self._traces_invocations:
             self._trace(CallEvent(caller, to, method, params, value))
             return
         available = round_up(self.gas_tracker.gas_available)
@@ -555,7 +553,9 @@ class CallManager:
     def _failure_event(self, error: BaseException) -> ExecutionEvent:
         """How a send that raised ``error`` ends in the trace."""
         if isinstance(error, OutOfGas):
-            return CallReturnEvent(ExitCode.SYS_OUT_OF_GAS) if self._traces_v3 else OUT_OF_GAS_ERROR
+            if self._traces_invocations:
+                return CallReturnEvent(ExitCode.SYS_OUT_OF_GAS)
+            return OUT_OF_GAS_ERROR
         if isinstance(error, SyscallError):
             return CallErrorEvent(error.number, error.message)
         return FATAL_ERROR
@@ -641,7 +641,7 @@ class CallManager:
         actor = self.get_actor(to)
         if actor is None:
             raise SyscallError(ErrorNumber.NOT_FOUND, f"actor does not exist: {to}")
-        if self._tracing and self._traces_v3:
+        if self._tracing and self._traces_invocations:
             self._trace(InvokeActorEvent(to, actor))
         charge = self._pricing.before_transfer(value, method)
         if charge is not None:

@@ -85,7 +85,10 @@ class FvmGeneration:
       the account constructor's parameters when a send creates an account;
     * ``creates_placeholders``: a send to an unknown f4 address in the EAM's namespace creates
       a placeholder actor there (FIP-0048);
-    * ``stores_empty_array``: the machine stores the empty-array block when it starts.
+    * ``stores_empty_array``: the machine stores the empty-array block when it starts;
+    * ``traces_invocations``: execution traces record each invoked actor, each call's gas limit
+      and read-only flag, and running out of gas as a ``SYS_OUT_OF_GAS`` return (v3); v2 records
+      none of these and traces running out of gas as a syscall error.
     """
 
     name: str
@@ -99,6 +102,7 @@ class FvmGeneration:
     constructor_params_codec: int
     creates_placeholders: bool
     stores_empty_array: bool
+    traces_invocations: bool
 
     def covers(self, network_version: int) -> bool:
         first, last = self.network_versions
@@ -120,6 +124,7 @@ FVM_V2: Final = FvmGeneration(
     constructor_params_codec=DAG_CBOR,
     creates_placeholders=False,
     stores_empty_array=False,
+    traces_invocations=False,
 )
 
 FVM_V3: Final = FvmGeneration(
@@ -134,6 +139,7 @@ FVM_V3: Final = FvmGeneration(
     constructor_params_codec=CBOR,
     creates_placeholders=True,
     stores_empty_array=True,
+    traces_invocations=True,
 )
 
 GENERATIONS: Final[tuple[FvmGeneration, ...]] = (FVM_V2, FVM_V3)
