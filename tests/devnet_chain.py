@@ -8,6 +8,7 @@ their keys and therefore their chains apart. Built with
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from config.networks import NetworkPreset, devnet_preset
 from fvm.address import Address
 from fvm.bundle import Bundle
 from fvm.message import Message, SignedMessage
+from fvm.state_tree import StateTree
 from fvm.token import FILECOIN_PRECISION
 from node.devnet.genesis import (
     DevnetGenesis,
@@ -28,8 +30,8 @@ from node.devnet.genesis import (
 from node.devnet.keys import Key, KeyType
 from node.devnet.producer import DevnetProducer, head_state_view
 from node.message_pool import MessagePool
-from store.blockstore import MemoryBlockstore
-from store.lmdb_blockstore import LmdbBlockstore
+from store.blockstore import Blockstore, MemoryBlockstore
+from store.lmdb_blockstore import BLOCKS_DB, LmdbBlockstore
 
 BALANCE = 1_000 * FILECOIN_PRECISION
 GENESIS_TIME = 1_700_000_000
@@ -124,6 +126,25 @@ def produce_transfer_chain(
         return pipeline.head()
     finally:
         pipeline.chain_store.blockstore.close()
+
+
+def forge_parent_state(
+    chain_dir: Path, epoch: int, change: Callable[[StateTree, Blockstore], None]
+) -> None:
+    """Store, under the CID of the state root the tipset at ``epoch`` starts from, the root
+    block of that state after ``change``: a valid block where the honest one was, as a corrupt
+    or tampered store would hold it (replay must notice)."""
+    with LmdbBlockstore(chain_dir) as blockstore:
+        tipset = ChainStore(blockstore).tipset_at_height(epoch)
+        assert tipset.height == epoch
+        root = tipset.parent_state
+        tree = StateTree(blockstore, root)
+        change(tree, blockstore)
+        forged_root = tree.flush()
+        forged = blockstore.get(forged_root)
+        assert forged is not None and forged_root != root
+        blocks = blockstore.open_db(BLOCKS_DB)
+        blockstore.transact(lambda txn: txn.put(root.to_bytes(), forged, db=blocks))
 
 
 def signed_transfer(

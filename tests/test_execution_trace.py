@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from devnet_chain import DevnetKeys, DevnetNodes, signed_transfer
+from devnet_chain import DevnetKeys, DevnetNodes, forge_parent_state, signed_transfer
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chainsync.chain_store import ChainStore
 from chainsync.gas_trace import (
     CallTrace,
     GasTrace,
@@ -66,9 +65,8 @@ from fvm.state_tree import StateTree
 from fvm.syscalls.abi import ErrorNumber
 from fvm.token import FILECOIN_PRECISION
 from fvm.wasm_invoker import WasmActorInvoker
-from store.blockstore import MemoryBlockstore, put
+from store.blockstore import Blockstore, MemoryBlockstore, put
 from store.cid import CID
-from store.lmdb_blockstore import BLOCKS_DB, LmdbBlockstore
 
 SHARK = "extracted/0001-shark-01"
 HYGGE = "extracted/0002-hygge-01"
@@ -464,19 +462,8 @@ FORGED_EPOCH = 2
 HEAD = 3
 
 
-def _forge_parent_state(chain_dir: Path, epoch: int) -> None:
-    """Overwrite the state-root block the tipset at ``epoch`` starts from with one whose reward
-    actor holds one more attoFIL (a valid block stored under the honest root's CID)."""
-    with LmdbBlockstore(chain_dir) as blockstore:
-        root = ChainStore(blockstore).tipset_at_height(epoch).parent_state
-        tree = StateTree(blockstore, root)
-        tree.mutate_actor(
-            REWARD_ACTOR_ADDR, lambda actor: replace(actor, balance=actor.balance + 1)
-        )
-        forged = blockstore.get(tree.flush())
-        assert forged is not None
-        blocks = blockstore.open_db(BLOCKS_DB)
-        blockstore.transact(lambda txn: txn.put(root.to_bytes(), forged, db=blocks))
+def _one_more_attofil_for_the_reward_actor(tree: StateTree, _store: Blockstore) -> None:
+    tree.mutate_actor(REWARD_ACTOR_ADDR, lambda actor: replace(actor, balance=actor.balance + 1))
 
 
 @pytest.fixture(scope="module")
@@ -493,7 +480,7 @@ def forged_report(
             producer.message_pool.add(signed_transfer(KEYS.bob, KEYS.alice.address, 0), local=True)
         producer.produce(epoch)
     pipeline.chain_store.blockstore.close()
-    _forge_parent_state(chain_dir_of(root), FORGED_EPOCH)
+    forge_parent_state(chain_dir_of(root), FORGED_EPOCH, _one_more_attofil_for_the_reward_actor)
     reports = root / "reports"
     summary = replay_range(root, 1, HEAD, report_dir=reports, actors_dir=actors_dir)
     (bad,) = summary.failures

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from devnet_chain import DevnetKeys, DevnetNodes
+from devnet_chain import DevnetKeys, DevnetNodes, forge_parent_state
 from devnet_chain import signed_transfer as transfer
 
 from chainsync.chain_store import ChainStore
@@ -38,8 +38,8 @@ from node.devnet.genesis import (
 )
 from node.replay_command import replay_command
 from store import dag_cbor
-from store.blockstore import put
-from store.lmdb_blockstore import BLOCKS_DB, LmdbBlockstore
+from store.blockstore import Blockstore, put
+from store.lmdb_blockstore import LmdbBlockstore
 
 KEYS = DevnetKeys.labelled("replay")
 ALICE, BOB = KEYS.alice, KEYS.bob
@@ -168,37 +168,27 @@ def test_metrics_count_every_replayed_epoch(node_dir: Path, full_replay: ReplayS
     assert metrics.replay_mismatches._value.get() == 0
 
 
-def forge_parent_state(chain_dir: Path, epoch: int) -> tuple[int, int]:
-    """Overwrite the state-root block the tipset at ``epoch`` starts from with a state whose
-    reward actor has a different ``total_storage_power_reward`` (a valid block under a forged
-    CID mapping). Returns the reward actor's ID and the forged value."""
-    with LmdbBlockstore(chain_dir) as blockstore:
-        store = ChainStore(blockstore)
-        tipset = store.tipset_at_height(epoch)
-        assert tipset.height == epoch
-        root = tipset.parent_state
-        tree = StateTree(blockstore, root)
+def raise_total_storage_power_reward(chain_dir: Path, epoch: int) -> None:
+    """Forge the parent state of the tipset at ``epoch``: the reward actor's
+    ``total_storage_power_reward`` raised by ``FORGED_DELTA``."""
+
+    def change(tree: StateTree, blockstore: Blockstore) -> None:
         reward = tree.get_actor(REWARD_ACTOR_ADDR)
         assert reward is not None
         state = dag_cbor.decode(blockstore.get(reward.state) or b"")
         total = decode_state(10, "reward", state)["total_storage_power_reward"]
-        forged_total = total + FORGED_DELTA
-        state[8] = encode_bigint(forged_total)
+        state[8] = encode_bigint(total + FORGED_DELTA)
         head = put(blockstore, dag_cbor.encode(state))
         tree.mutate_actor(REWARD_ACTOR_ADDR, lambda actor: replace(actor, state=head))
-        forged_root = tree.flush()
-        forged = blockstore.get(forged_root)
-        assert forged is not None and forged_root != root
-        blocks = blockstore.open_db(BLOCKS_DB)
-        blockstore.transact(lambda txn: txn.put(root.to_bytes(), forged, db=blocks))
-    return REWARD_ACTOR_ADDR.number, forged_total
+
+    forge_parent_state(chain_dir, epoch, change)
 
 
 @pytest.fixture(scope="module")
 def forged_dir(tmp_path_factory: pytest.TempPathFactory, node_dir: Path) -> Path:
     root = tmp_path_factory.mktemp("forged") / "node"
     shutil.copytree(node_dir, root)
-    forge_parent_state(chain_dir_of(root), FORGED_EPOCH)
+    raise_total_storage_power_reward(chain_dir_of(root), FORGED_EPOCH)
     return root
 
 
